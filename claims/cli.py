@@ -1,0 +1,329 @@
+"""The `claims` command.
+
+Exit codes, for scripts:
+
+    0   done
+    1   a check failed or a request was refused (the message says which)
+    2   the command line was wrong (usage)
+    3   something named does not exist (a claim id, a file, a key)
+    70  an internal error: please report it, with the output of `--debug`
+
+Without `--debug` no traceback and no orchestration log reaches the terminal;
+errors print one message and, where there is one, a remedy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from claims.errors import ClaimsError, NotFound
+from claims.settings import Settings, quiet_prefect
+
+__all__ = ["app", "main"]
+
+console = Console()
+errors = Console(stderr=True)
+
+app = typer.Typer(
+    name="claims",
+    help="Medical insurance claims, from hospital credential to cosigned settlement.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@dataclass
+class Context:
+    workspace: Path | None
+    debug: bool
+
+    def settings(self) -> Settings:
+        return Settings.load(self.workspace)
+
+
+STATE = Context(workspace=None, debug=False)
+
+
+@app.callback()
+def root(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            envvar="CLAIMS_WORKSPACE",
+            help="Folder holding the store, keys and status lists"
+            " [default: ./claims-workspace].",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and orchestration logs.")
+    ] = False,
+) -> None:
+    """Medical insurance claims, from hospital credential to cosigned settlement.
+
+    Example: claims demo && claims status
+    """
+    STATE.workspace = workspace
+    STATE.debug = debug
+    quiet_prefect(debug=debug)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=errors, show_path=False)],
+    )
+
+
+def _emit_json(data: Any) -> None:
+    console.print_json(json.dumps(data, default=str))
+
+
+# -- demo ----------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    fhir: Annotated[
+        Path | None,
+        typer.Option(
+            help="A folder of FHIR R4 bundles [default: the shipped examples]."
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Where the summary and receipts go.")
+    ] = Path("demo-out"),
+    insurers: Annotated[int, typer.Option(min=3, help="How many insurers.")] = 3,
+    duplicates: Annotated[
+        int, typer.Option(min=0, help="Treatments to claim a second time elsewhere.")
+    ] = 5,
+    hostile: Annotated[
+        bool,
+        typer.Option(
+            help="Add a tampered, an outsider's, a wrong-challenge and a"
+            " revoked submission."
+        ),
+    ] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
+) -> None:
+    """Run a whole consortium end to end: issue, submit, verify, check, pay, log.
+
+    Example: claims demo --fhir ../shared/data/synthea_r4 --out demo-out
+    """
+    from claims.demo import DemoOptions, run_demo
+
+    def say(message: str) -> None:
+        if not as_json:
+            console.print(f"[dim]-[/dim] {message}")
+
+    options = DemoOptions(
+        fhir=fhir,
+        out=out,
+        workspace=STATE.workspace,
+        insurers=insurers,
+        duplicates=duplicates,
+        hostile=hostile,
+        progress=say,
+    )
+    with console.status("running the demo", spinner="dots") if not as_json else _null():
+        summary = run_demo(options)
+    if as_json:
+        _emit_json(summary)
+        return
+    table = Table(title="claims demo", show_header=True)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in (
+        "claims",
+        "settled",
+        "denied",
+        "in_review",
+        "rejected",
+        "pending",
+        "duplicates_injected",
+        "duplicates_caught",
+        "distinct_treatments_flagged",
+        "hostile_injected",
+        "hostile_rejected_as_expected",
+        "turnaround_p50_s",
+        "turnaround_p95_s",
+        "ledger_size",
+        "flow_seconds",
+    ):
+        table.add_row(key, str(summary.get(key)))
+    console.print(table)
+    console.print(f"ledger root {summary['ledger_root']}")
+    console.print(
+        f"wrote {out / 'summary.json'} and {summary['settled']} receipts in"
+        f" {out / 'receipts'}; try `claims status` or"
+        f" `claims ledger verify-receipt {out / 'receipts'}/<claim>.json`"
+    )
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# -- status --------------------------------------------------------------------
+
+
+@app.command()
+def status(
+    claim_id: Annotated[str | None, typer.Argument(help="One claim's id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the claims, or show one claim's timeline of states and times.
+
+    Example: claims status 1b4e28ba-2fa1-11d2-883f-0016d3cca427
+    """
+    from sqlmodel import Session, select
+
+    from claims.store import Claim, Store
+
+    settings = STATE.settings()
+    if not (
+        settings.workspace / "claims.db"
+    ).exists() and settings.database_url.startswith("sqlite"):
+        raise NotFound(
+            f"no store in {settings.workspace}",
+            remedy="run `claims demo` first, or pass --workspace",
+        )
+    store = Store(settings.database_url)
+    with Session(store.engine) as session:
+        if claim_id is None:
+            claims = list(session.exec(select(Claim).order_by(Claim.submitted_at)))
+            rows = [_claim_row(claim) for claim in claims]
+            if as_json:
+                _emit_json(rows)
+                return
+            table = Table(title=f"{len(rows)} claims")
+            for column in ("claim", "insurer", "state", "billed", "payable", "reason"):
+                table.add_column(column)
+            for row in rows:
+                table.add_row(
+                    row["id"],
+                    row["insurer"],
+                    row["state"],
+                    row["billed"] or "",
+                    row["payable"] or "",
+                    (row["reason"] or "")[:60],
+                )
+            console.print(table)
+            return
+        claim = store.get_claim(session, claim_id)
+        events = store.events(session, claim_id)
+        data = _claim_row(claim)
+        data["timeline"] = [
+            {"state": e.state, "at": e.at.isoformat(), "reason": e.reason}
+            for e in events
+        ]
+    if as_json:
+        _emit_json(data)
+        return
+    console.print(
+        f"claim [bold]{data['id']}[/bold] at {data['insurer']}: [bold]{data['state']}[/bold]"
+    )
+    if data["reason"]:
+        console.print(f"reason: {data['reason']}")
+    console.print(
+        f"billed {data['billed'] or '-'}  payable {data['payable'] or '-'}"
+        f"  duplicate elsewhere: {data['duplicate']}"
+    )
+    table = Table(title="timeline")
+    table.add_column("state")
+    table.add_column("at (UTC)")
+    table.add_column("reason")
+    for event in data["timeline"]:
+        table.add_row(event["state"], event["at"], event["reason"] or "")
+    console.print(table)
+
+
+def _claim_row(claim: Any) -> dict[str, Any]:
+    from claims.store import from_cents
+
+    def money(value: int | None) -> str | None:
+        return (
+            None
+            if value is None
+            else f"{from_cents(value)} {claim.currency or ''}".strip()
+        )
+
+    return {
+        "id": claim.id,
+        "insurer": claim.insurer_id,
+        "state": claim.state,
+        "reason": claim.reason,
+        "billed": money(claim.billed_cents),
+        "payable": money(claim.payable_cents),
+        "duplicate": claim.duplicate,
+        "submitted_at": claim.submitted_at.isoformat(),
+        "settled_at": claim.settled_at.isoformat() if claim.settled_at else None,
+    }
+
+
+# -- ledger --------------------------------------------------------------------
+
+
+def _mount_ledger() -> None:
+    from ledger.cli import app as ledger_app
+
+    app.add_typer(ledger_app, name="ledger", help="Verify receipts and checkpoints.")
+
+
+_mount_ledger()
+
+
+# -- entry point ---------------------------------------------------------------
+
+
+def _error_bases() -> tuple[type[Exception], ...]:
+    from credentials.errors import CredentialError
+    from ledger.errors import LedgerError
+    from mpc_lite.errors import MpcError
+
+    return (ClaimsError, CredentialError, LedgerError, MpcError)
+
+
+def main() -> None:
+    """Run the CLI; turn our errors into a message and an exit code."""
+    try:
+        app(standalone_mode=True)
+    except SystemExit:
+        raise
+    except _error_bases() as exc:
+        if STATE.debug:
+            raise
+        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        remedy = getattr(exc, "remedy", None)
+        if remedy:
+            errors.print(f"[yellow]what to do:[/yellow] {remedy}", highlight=False)
+        sys.exit(3 if isinstance(exc, NotFound) else 1)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if STATE.debug:
+            raise
+        errors.print(
+            f"[red]internal error:[/red] {type(exc).__name__}; run again with --debug"
+            " and report it",
+            highlight=False,
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""`claims demo`: a whole consortium, end to end, on a folder of FHIR bundles.
+
+1. Read every bundle in the folder; a bundle that does not parse is reported
+   by file name and skipped.
+2. Set up the consortium: N insurers with the shipped example policies, every
+   hospital found in the data as an accredited issuer, a wallet per patient,
+   each patient enrolled with one insurer.
+3. Each FHIR Claim becomes a treatment credential issued by its hospital.
+4. Each patient submits each credential to their insurer; then `duplicates`
+   treatments are submitted a second time to another insurer (the claimant
+   holds a policy there too), and four hostile submissions are added: a
+   tampered credential, one from a hospital outside the consortium, one
+   presented with the wrong challenge, and one the hospital has revoked.
+5. The Prefect flow takes every submitted claim through intake, verify,
+   joint duplicate check, adjudication and settlement.
+6. The summary, and one ledger receipt per settled claim, are written out.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import random
+import shutil
+import statistics
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, select
+
+from claims.consortium import Consortium
+from claims.errors import ConfigError
+from claims.fhir_intake import load_directory
+from claims.hospital import issue_treatment_credential, publish_status_list, revoke
+from claims.settings import Settings
+from claims.states import ClaimState
+from claims.store import Claim
+from claims.submission import issue_challenge, make_submission, receive
+from claims.treatment import Treatment
+
+__all__ = ["DemoOptions", "example_bundles", "run_demo"]
+
+logger = logging.getLogger(__name__)
+
+DEMO_MARKER = ".claims-demo"
+OUTSIDER = "outside-clinic"
+
+
+def example_bundles() -> Path:
+    """The small FHIR R4 bundles shipped with the project."""
+    return Path(str(resources.files("claims") / "examples" / "bundles"))
+
+
+def example_policy(index: int) -> dict[str, Any]:
+    """The shipped plan of the `index`-th insurer (1-based), cycling over three."""
+    name = f"insurer-{(index - 1) % 3 + 1}.toml"
+    text = (resources.files("claims") / "examples" / name).read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    data["insurer"] = f"Insurer {index}"
+    data["plan_id"] = f"insurer-{index}-{data['plan_id']}"
+    return data
+
+
+@dataclass
+class DemoOptions:
+    """What `claims demo` was asked to do."""
+
+    fhir: Path | None = None
+    out: Path = Path("demo-out")
+    workspace: Path | None = None
+    insurers: int = 3
+    duplicates: int = 5
+    hostile: bool = True
+    """Add the four hostile submissions (tampered, outsider, challenge, revoked)."""
+    prefect: bool = True
+    """Run the steps as a Prefect flow; off, the same steps run inline."""
+    seed: int = 7
+    progress: Callable[[str], None] = field(default=lambda _message: None)
+
+
+def _fresh_workspace(options: DemoOptions) -> Settings:
+    """A clean workspace for the demo; never one that holds other data."""
+    settings = Settings.load(options.workspace)
+    folder = settings.workspace
+    if folder.exists() and any(folder.iterdir()):
+        if not (folder / DEMO_MARKER).exists():
+            raise ConfigError(
+                f"workspace {folder} already holds data that is not a demo's",
+                remedy="pass --workspace with an empty or new folder",
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / DEMO_MARKER).write_text("made by `claims demo`\n", encoding="utf-8")
+    if settings.database_url.startswith("sqlite:") and not str(
+        settings.database_url
+    ).startswith(f"sqlite:///{folder}"):
+        raise ConfigError(
+            "the demo only resets a SQLite store inside its own workspace",
+            remedy="unset CLAIMS_DATABASE_URL to run the demo",
+        )
+    return settings
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def run_demo(options: DemoOptions) -> dict[str, Any]:
+    """Run the demo; returns the summary that is also written to `OUT/summary.json`."""
+    say = options.progress
+    started = time.perf_counter()
+    if options.insurers < 3:
+        raise ConfigError("the joint check needs at least 3 insurers")
+    settings = _fresh_workspace(options)
+    consortium = Consortium(settings)
+    rng = random.Random(options.seed)
+
+    # 1. Read the FHIR data.
+    source = options.fhir or example_bundles()
+    if not source.is_dir():
+        raise ConfigError(f"{source} is not a folder of FHIR bundles")
+    intake = load_directory(source)
+    for error in intake.errors:
+        say(f"skipped bundle {error}")
+    treatments = intake.treatments
+    if not treatments:
+        raise ConfigError(f"no FHIR Claims found in {source}")
+    say(f"read {len(intake.bundles)} bundles, {len(treatments)} claims")
+
+    # 2. The consortium.
+    insurers = [f"insurer-{i}" for i in range(1, options.insurers + 1)]
+    for number, insurer in enumerate(insurers, start=1):
+        consortium.add_insurer(insurer, f"Insurer {number}", example_policy(number))
+    hospitals = {org.id: org.name for org in intake.organizations.values()}
+    for _, treatment in treatments:
+        hospitals.setdefault(treatment.provider, treatment.provider_name)
+    for hospital_id, name in sorted(hospitals.items()):
+        consortium.add_hospital(hospital_id, name or hospital_id)
+    patients = sorted({patient for patient, _ in treatments})
+    wallets = {}
+    home: dict[str, str] = {}
+    first_service: dict[str, str] = {}
+    for patient, treatment in treatments:
+        day = treatment.service_date
+        first_service[patient] = min(first_service.get(patient, day), day)
+    for patient in patients:
+        member, key = consortium.add_member(f"patient-{patient}", "claimant", patient)
+        wallets[patient] = key
+        digest = hashlib.sha256(patient.encode()).digest()
+        home[patient] = insurers[digest[0] % len(insurers)]
+        consortium.enrol(
+            home[patient], key.did, _enrolled_since(first_service[patient])
+        )
+    say(
+        f"consortium: {len(insurers)} insurers, {len(hospitals)} hospitals,"
+        f" {len(patients)} claimants"
+    )
+
+    # 3. Credentials.
+    issued: list[tuple[str, Treatment, dict[str, Any]]] = []
+    for patient, treatment in treatments:
+        credential = issue_treatment_credential(
+            consortium, treatment.provider, treatment, wallets[patient].did
+        )
+        issued.append((patient, treatment, credential))
+    say(f"issued {len(issued)} treatment credentials")
+
+    # 4. Submissions: every claim once, some twice, and the hostile ones.
+    claim_ids: dict[str, str] = {}
+    for patient, _, credential in issued:
+        claim_ids[credential["id"]] = _submit(
+            consortium, home[patient], wallets[patient], credential
+        )
+    duplicate_pairs = _submit_duplicates(
+        consortium, issued, home, wallets, insurers, options.duplicates, rng, claim_ids
+    )
+    hostile = (
+        _submit_hostile(consortium, issued, home, wallets, rng)
+        if options.hostile
+        else {}
+    )
+    for hospital_id in sorted(hospitals):
+        publish_status_list(consortium, hospital_id)
+    say(
+        f"submitted {len(claim_ids) + len(duplicate_pairs) + len(hostile)} claims"
+        f" ({len(duplicate_pairs)} duplicates, {len(hostile)} hostile)"
+    )
+
+    # 5. The flow.
+    flow_started = time.perf_counter()
+    if options.prefect:
+        from flows.process import process_claims
+
+        report = process_claims(str(settings.workspace))
+    else:
+        from flows.process import run_steps
+
+        report = run_steps(consortium)
+    flow_seconds = time.perf_counter() - flow_started
+    say(f"flow finished in {flow_seconds:.1f}s")
+
+    # 6. Summary and receipts.
+    summary = _summarise(consortium, duplicate_pairs, hostile)
+    summary["bundles_skipped"] = [str(error) for error in intake.errors]
+    summary["step_seconds"] = {k: round(v, 4) for k, v in report["timings"].items()}
+    summary["step_work_seconds"] = {k: round(v, 4) for k, v in report["work"].items()}
+    summary["setup_seconds"] = round(flow_started - started, 4)
+    summary["flow_seconds"] = round(flow_seconds, 4)
+    summary["total_seconds"] = round(time.perf_counter() - started, 4)
+    summary["workspace"] = str(settings.workspace)
+    _write_outputs(consortium, options.out, summary)
+    return summary
+
+
+def _enrolled_since(first_service: str) -> date:
+    """Enrolment a year before the patient's first claim: past any waiting period."""
+    year, month, day = (int(part) for part in first_service.split("-"))
+    return date(year - 1, month, min(day, 28))
+
+
+def _submit(
+    consortium: Consortium,
+    insurer_id: str,
+    wallet: Any,
+    credential: dict[str, Any],
+    *,
+    signed_challenge: str | None = None,
+) -> str:
+    challenge = issue_challenge(consortium, insurer_id)
+    submission = make_submission(
+        credential,
+        wallet,
+        challenge=challenge["challenge"],
+        domain=challenge["domain"],
+        signed_challenge=signed_challenge,
+    )
+    return receive(consortium, insurer_id, submission).id
+
+
+def _submit_duplicates(
+    consortium: Consortium,
+    issued: list[tuple[str, Treatment, dict[str, Any]]],
+    home: dict[str, str],
+    wallets: dict[str, Any],
+    insurers: list[str],
+    count: int,
+    rng: random.Random,
+    claim_ids: dict[str, str],
+) -> list[tuple[str, str]]:
+    """Claim `count` treatments a second time at another insurer.
+
+    Returns (first claim id, second claim id) pairs.
+    """
+    pairs: list[tuple[str, str]] = []
+    picks = rng.sample(range(len(issued)), min(count, len(issued)))
+    for pick in picks:
+        patient, _, credential = issued[pick]
+        others = [i for i in insurers if i != home[patient]]
+        elsewhere = others[rng.randrange(len(others))]
+        enrolment = consortium.enrollment(home[patient], wallets[patient].did)
+        assert enrolment is not None
+        consortium.enrol(elsewhere, wallets[patient].did, enrolment.since)
+        second = _submit(consortium, elsewhere, wallets[patient], credential)
+        pairs.append((claim_ids[credential["id"]], second))
+    return pairs
+
+
+def _submit_hostile(
+    consortium: Consortium,
+    issued: list[tuple[str, Treatment, dict[str, Any]]],
+    home: dict[str, str],
+    wallets: dict[str, Any],
+    rng: random.Random,
+) -> dict[str, str]:
+    """The four bad submissions; returns claim id -> the rejection expected."""
+    expected: dict[str, str] = {}
+    patient, treatment, credential = issued[rng.randrange(len(issued))]
+    insurer, wallet = home[patient], wallets[patient]
+
+    # A credential whose billed amount was raised after signing.
+    tampered = copy.deepcopy(credential)
+    tampered["id"] = f"{credential['id']}-tampered"
+    lines = tampered["credentialSubject"]["treatment"]["lines"]
+    lines[0]["amount"] = str(float(lines[0]["amount"]) * 10 + 1000)
+    expected[_submit(consortium, insurer, wallet, tampered)] = "bad_credential_proof"
+
+    # A credential from a clinic the consortium never accredited.
+    consortium.add_hospital(OUTSIDER, "Clinic outside the consortium", accredited=False)
+    outsider = issue_treatment_credential(consortium, OUTSIDER, treatment, wallet.did)
+    expected[_submit(consortium, insurer, wallet, outsider)] = "untrusted_issuer"
+
+    # A genuine credential presented with a challenge the insurer did not give.
+    patient2, treatment2, _ = issued[rng.randrange(len(issued))]
+    fresh = issue_treatment_credential(
+        consortium, treatment2.provider, treatment2, wallets[patient2].did
+    )
+    expected[
+        _submit(
+            consortium,
+            home[patient2],
+            wallets[patient2],
+            fresh,
+            signed_challenge="not-the-insurers-challenge",
+        )
+    ] = "wrong_challenge"
+
+    # A credential the hospital revoked before it was presented.
+    patient3, treatment3, _ = issued[rng.randrange(len(issued))]
+    revoked = issue_treatment_credential(
+        consortium, treatment3.provider, treatment3, wallets[patient3].did
+    )
+    revoke(consortium, treatment3.provider, revoked["id"])
+    expected[_submit(consortium, home[patient3], wallets[patient3], revoked)] = (
+        "revoked"
+    )
+    return expected
+
+
+def _summarise(
+    consortium: Consortium,
+    duplicate_pairs: list[tuple[str, str]],
+    hostile: dict[str, str],
+) -> dict[str, Any]:
+    with Session(consortium.store.engine) as session:
+        claims = list(session.exec(select(Claim)))
+    states: dict[str, int] = {}
+    for claim in claims:
+        states[claim.state] = states.get(claim.state, 0) + 1
+    by_id = {claim.id: claim for claim in claims}
+    in_pairs = {claim_id for pair in duplicate_pairs for claim_id in pair}
+    caught = sum(1 for _, second in duplicate_pairs if by_id[second].duplicate)
+    false_flags = sorted(
+        claim.id for claim in claims if claim.duplicate and claim.id not in in_pairs
+    )
+    turnaround = sorted(
+        (claim.settled_at - claim.submitted_at).total_seconds()
+        for claim in claims
+        if claim.settled_at is not None
+    )
+    hostile_ok = sum(
+        1
+        for claim_id, reason in hostile.items()
+        if by_id[claim_id].state == ClaimState.REJECTED.value
+        and (by_id[claim_id].reason or "").startswith(reason)
+    )
+    ledger = consortium.ledger
+    size = ledger.size()
+    return {
+        "claims": len(claims),
+        "settled": states.get("settled", 0),
+        "denied": states.get("denied", 0),
+        "in_review": states.get("in_review", 0),
+        "rejected": states.get("rejected", 0),
+        "pending": states.get("pending", 0),
+        "states": dict(sorted(states.items())),
+        "duplicates_injected": len(duplicate_pairs),
+        "duplicates_caught": caught,
+        "distinct_treatments_flagged": len(false_flags),
+        "hostile_injected": len(hostile),
+        "hostile_rejected_as_expected": hostile_ok,
+        "turnaround_p50_s": round(_percentile(turnaround, 50), 4),
+        "turnaround_p95_s": round(_percentile(turnaround, 95), 4),
+        "ledger_size": size,
+        "ledger_root": ledger.root(size).hex() if size else None,
+        "ledger_vkeys": consortium.ledger_vkeys(),
+        "insurers": [m.id for m in consortium.members("insurer")],
+    }
+
+
+def _write_outputs(consortium: Consortium, out: Path, summary: dict[str, Any]) -> None:
+    receipts = out / "receipts"
+    if receipts.exists():
+        shutil.rmtree(receipts)
+    receipts.mkdir(parents=True)
+    from flows.steps import settlement_index
+
+    with Session(consortium.store.engine) as session:
+        settled = list(
+            session.exec(
+                select(Claim.id).where(Claim.state == ClaimState.SETTLED.value)
+            )
+        )
+    for claim_id in settled:
+        index = settlement_index(consortium, claim_id)
+        if index is None:
+            continue
+        receipt = consortium.ledger.receipt(index)
+        (receipts / f"{claim_id}.json").write_text(
+            json.dumps(receipt, indent=2), encoding="utf-8"
+        )
+    (out / "ledger-keys.json").write_text(
+        json.dumps(consortium.ledger_vkeys(), indent=2), encoding="utf-8"
+    )
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

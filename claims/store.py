@@ -1,0 +1,310 @@
+"""The claims store: SQLModel tables and the one place a claim changes state.
+
+The same models run on SQLite (the embedded default, one file in the
+workspace) and on any database SQLAlchemy reaches through a URL. Amounts are
+integer cents in the claim's currency, so no database has to represent a
+decimal; times are stored as UTC and read back as aware UTC datetimes.
+
+The ledger's own tables (`ledger._tables`) live in the same database and are
+created with these.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+import ledger.log  # noqa: F401  (puts the ledger tables on SQLModel.metadata)
+from claims.errors import NotFound
+from claims.states import ClaimState, check_transition
+
+__all__ = [
+    "Accumulator",
+    "Challenge",
+    "Claim",
+    "ClaimEvent",
+    "Enrollment",
+    "Member",
+    "PolicyRecord",
+    "Settlement",
+    "Store",
+    "StatusIndex",
+    "StatusListRecord",
+    "cents",
+    "from_cents",
+    "utcnow",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def cents(amount: Decimal) -> int:
+    """Whole cents of an amount, rounded half to even."""
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def from_cents(value: int) -> Decimal:
+    return (Decimal(value) / 100).quantize(Decimal("0.01"))
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A datetime stored as naive UTC and read back as aware UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def _time(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class Member(SQLModel, table=True):
+    """A consortium member or a claimant: hospital, insurer or claimant."""
+
+    id: str = Field(primary_key=True)
+    kind: str = Field(index=True)
+    """`hospital`, `insurer` or `claimant`."""
+    name: str
+    did: str = Field(index=True)
+    domain: str | None = None
+    """An insurer's presentation domain."""
+    accredited_from: datetime | None = _time(default=None)
+    accredited_until: datetime | None = _time(default=None)
+    created_at: datetime = _time(default_factory=utcnow)
+
+
+class Enrollment(SQLModel, table=True):
+    """A claimant's policy with an insurer, and since when it runs."""
+
+    insurer_id: str = Field(foreign_key="member.id", primary_key=True)
+    claimant_did: str = Field(primary_key=True)
+    since: date
+
+
+class PolicyRecord(SQLModel, table=True):
+    """An insurer's plan, as the validated policy file's data."""
+
+    __tablename__ = "policy"
+
+    id: str = Field(primary_key=True)
+    insurer_id: str = Field(foreign_key="member.id", index=True)
+    body: str
+    """The policy as JSON (see `claims.policy.Policy`)."""
+
+
+class Challenge(SQLModel, table=True):
+    """A submission challenge: expires, and can be used once."""
+
+    nonce: str = Field(primary_key=True)
+    insurer_id: str = Field(foreign_key="member.id", index=True)
+    issued_at: datetime = _time()
+    expires_at: datetime = _time()
+    used_at: datetime | None = _time(default=None)
+
+
+class Claim(SQLModel, table=True):
+    """One claim as an insurer holds it, from submission to its final state."""
+
+    id: str = Field(primary_key=True)
+    insurer_id: str = Field(foreign_key="member.id", index=True)
+    state: str = Field(index=True)
+    reason: str | None = None
+    """Why the claim is where it is: a rejection, denial or review reason."""
+    claimant_did: str = Field(index=True)
+    issuer_did: str | None = None
+    credential_id: str | None = Field(default=None, index=True)
+    challenge: str
+    submission: str
+    """The presentation and consent as submitted (JSON)."""
+    submission_hash: str = Field(index=True)
+    treatment: str | None = None
+    """The verified treatment (JSON of `Treatment.to_subject`)."""
+    claim_type: str | None = None
+    currency: str | None = None
+    billed_cents: int | None = None
+    payable_cents: int | None = None
+    duplicate: bool | None = None
+    """Set by the joint check: another insurer holds the same treatment."""
+    risk_score: float | None = None
+    claim_response: str | None = None
+    """The FHIR ClaimResponse (JSON)."""
+    submitted_at: datetime = _time(index=True)
+    updated_at: datetime = _time()
+    settled_at: datetime | None = _time(default=None)
+
+    def treatment_data(self) -> dict[str, Any]:
+        if self.treatment is None:
+            raise NotFound(f"claim {self.id} has no verified treatment yet")
+        data: dict[str, Any] = json.loads(self.treatment)
+        return data
+
+
+class ClaimEvent(SQLModel, table=True):
+    """One state change of a claim, with its time."""
+
+    __tablename__ = "claim_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: str = Field(foreign_key="claim.id", index=True)
+    state: str
+    at: datetime = _time()
+    reason: str | None = None
+
+
+class Settlement(SQLModel, table=True):
+    """A payment instruction; at most one per claim (the unique key says so)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    claim_id: str = Field(foreign_key="claim.id", unique=True)
+    insurer_id: str = Field(foreign_key="member.id", index=True)
+    amount_cents: int
+    currency: str
+    ledger_index: int
+    created_at: datetime = _time()
+
+
+class Accumulator(SQLModel, table=True):
+    """What a member has used of a plan in one benefit year."""
+
+    insurer_id: str = Field(primary_key=True)
+    member: str = Field(primary_key=True)
+    year: int = Field(primary_key=True)
+    deductible_met_cents: int = 0
+    benefit_paid_cents: int = 0
+
+
+class StatusListRecord(SQLModel, table=True):
+    """A hospital's Bitstring Status List and where it is published."""
+
+    __tablename__ = "status_list"
+
+    url: str = Field(primary_key=True)
+    hospital_id: str = Field(foreign_key="member.id", index=True)
+    purpose: str
+    encoded: str
+    """The list's bits, as the status list credential encodes them."""
+    published_path: str | None = None
+
+
+class StatusIndex(SQLModel, table=True):
+    """An index of a status list given to one credential (never reused)."""
+
+    __tablename__ = "status_index"
+
+    url: str = Field(primary_key=True)
+    index: int = Field(primary_key=True)
+    credential_id: str = Field(index=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+class Store:
+    """The database behind one workspace, and the claim state machine on it.
+
+    Args:
+        url: a SQLAlchemy database URL.
+        clock: the source of "now" for every stored time; omitted, the
+            system clock in UTC.
+    """
+
+    def __init__(self, url: str, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.url = url
+        self.clock = clock
+        self.engine: Engine = create_engine(url)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose transaction commits on success, rolls back on error."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    def move(
+        self,
+        session: Session,
+        claim: Claim,
+        state: ClaimState,
+        reason: str | None = None,
+        *,
+        at: datetime | None = None,
+    ) -> None:
+        """Move a claim to `state` and record the event, in the caller's session.
+
+        Raises `IllegalTransition` when `claims.states` forbids the move; the
+        claim is then left as it was.
+        """
+        check_transition(ClaimState(claim.state), state)
+        when = at or self.clock()
+        claim.state = state.value
+        claim.reason = reason
+        claim.updated_at = when
+        if state is ClaimState.SETTLED:
+            claim.settled_at = when
+        session.add(claim)
+        session.add(
+            ClaimEvent(claim_id=claim.id, state=state.value, at=when, reason=reason)
+        )
+        logger.debug("claim %s -> %s", claim.id, state.value)
+
+    def claims_in(
+        self, session: Session, state: ClaimState, insurer_id: str | None = None
+    ) -> list[Claim]:
+        """Claims in one state, oldest submission first."""
+        query = select(Claim).where(Claim.state == state.value)
+        if insurer_id is not None:
+            query = query.where(Claim.insurer_id == insurer_id)
+        return list(session.exec(query.order_by(Claim.submitted_at, Claim.id)))
+
+    def get_claim(self, session: Session, claim_id: str) -> Claim:
+        claim = session.get(Claim, claim_id)
+        if claim is None:
+            raise NotFound(
+                f"no claim with id {claim_id!r}",
+                remedy="run `claims status` to list the claims",
+            )
+        return claim
+
+    def events(self, session: Session, claim_id: str) -> list[ClaimEvent]:
+        query = select(ClaimEvent).where(ClaimEvent.claim_id == claim_id)
+        return list(session.exec(query.order_by(ClaimEvent.at, ClaimEvent.id)))
+
+    def members(self, session: Session, kind: str) -> list[Member]:
+        query = select(Member).where(Member.kind == kind).order_by(Member.id)
+        return list(session.exec(query))

@@ -1,0 +1,130 @@
+"""``claims ledger`` commands that work offline, from files and keys alone.
+
+The lead mounts `app` under ``claims ledger``; commands that need the
+workspace store (``prove``, ``verify``) live with the claims CLI.
+Exit status 0 means verified, 1 means not verified or unusable input.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ledger.errors import LedgerError
+from ledger.note import Checkpoint, NoteVerifier, verify_note
+from ledger.receipt import verify_receipt
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="ledger",
+    help="Verify ledger receipts and checkpoints offline.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+KeyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--key",
+        "-k",
+        help="A trusted verifier key (name+keyid+base64); repeat for more.",
+    ),
+]
+KeysFileOption = Annotated[
+    Path | None,
+    typer.Option("--keys-file", help="A JSON file holding a list of verifier keys."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code=1)
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise _fail(f"error: {what} file {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"error: cannot read {what} file {path}: {exc}") from exc
+
+
+def _read_json(path: Path, what: str) -> Any:
+    text = _read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(
+            f"error: {what} file {path} is not JSON (line {exc.lineno}, "
+            f"column {exc.colno})"
+        ) from exc
+
+
+def _collect_keys(keys: list[str] | None, keys_file: Path | None) -> list[str]:
+    collected = list(keys or [])
+    if keys_file is not None:
+        loaded = _read_json(keys_file, "keys")
+        if not isinstance(loaded, list) or not all(isinstance(k, str) for k in loaded):
+            raise _fail(f"error: keys file {keys_file} must be a JSON list of strings")
+        collected.extend(loaded)
+    if not collected:
+        raise _fail("error: give at least one trusted key with --key or --keys-file")
+    return collected
+
+
+@app.command("verify-receipt")
+def verify_receipt_command(
+    file: Annotated[Path, typer.Argument(help="The receipt JSON file.")],
+    key: KeyOption = None,
+    keys_file: KeysFileOption = None,
+    min_cosignatures: Annotated[
+        int, typer.Option(help="Trusted witness cosignatures required.")
+    ] = 0,
+) -> None:
+    """Verify a settlement receipt offline: checkpoint signature, quorum, inclusion."""
+    vkeys = _collect_keys(key, keys_file)
+    receipt = _read_json(file, "receipt")
+    try:
+        result = verify_receipt(receipt, vkeys, min_cosignatures=min_cosignatures)
+    except LedgerError as exc:
+        raise _fail(f"receipt NOT verified: {exc}") from exc
+    typer.echo(
+        f"receipt verified: entry {result.leaf_index} of {result.checkpoint.origin} "
+        f"at tree size {result.checkpoint.size}, signed by "
+        f"{', '.join(result.log_signers)}, {len(result.cosigners)} cosignature(s)"
+    )
+
+
+@app.command("verify-checkpoint")
+def verify_checkpoint_command(
+    file: Annotated[Path, typer.Argument(help="The checkpoint note file.")],
+    key: KeyOption = None,
+    keys_file: KeysFileOption = None,
+) -> None:
+    """Verify a checkpoint note: every key given must have signed or cosigned it.
+
+    Signature lines from other keys are ignored.
+    """
+    vkeys = _collect_keys(key, keys_file)
+    note = _read_text(file, "checkpoint")
+    try:
+        verifiers = [NoteVerifier.from_vkey(vkey) for vkey in vkeys]
+        opened = verify_note(note, verifiers)
+        checkpoint = Checkpoint.from_text(opened.text)
+    except LedgerError as exc:
+        raise _fail(f"checkpoint NOT verified: {exc}") from exc
+    signed = {(s.name, s.key_id) for s in opened.signatures}
+    missing = sorted({v.name for v in verifiers if (v.name, v.key_id) not in signed})
+    if missing:
+        raise _fail(
+            f"checkpoint NOT verified: no valid signature by {', '.join(missing)}"
+        )
+    typer.echo(
+        f"checkpoint verified: {checkpoint.origin} at tree size {checkpoint.size}, "
+        f"signed by {', '.join(opened.names)}"
+    )

@@ -1,0 +1,34 @@
+"""Shared fixtures: where `../shared` lies beside the checkout."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Prefect reads its settings when first imported: give the tests a Prefect home
+# of their own and keep its logs out of the output.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="claims-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
+os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
+os.environ.pop("CLAIMS_DATABASE_URL", None)
+os.environ.pop("CLAIMS_WORKSPACE", None)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CLAIMS_SHARED_DIR", REPO.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The read-only `shared/` folder: data and published test vectors."""
+    if not SHARED.is_dir():
+        pytest.fail(f"shared folder not found at {SHARED}; set CLAIMS_SHARED_DIR")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def vectors_dir(shared_dir: Path) -> Path:
+    return shared_dir / "vectors"
