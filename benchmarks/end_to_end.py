@@ -28,7 +28,9 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fhir", type=Path, default=REPO.parent / "shared/data/synthea_r4")
+    parser.add_argument(
+        "--fhir", type=Path, default=REPO.parent / "shared/data/synthea_r4"
+    )
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--no-prefect", action="store_true")
     args = parser.parse_args()
@@ -58,7 +60,10 @@ def main() -> None:
             rate = claims / work[name] if work[name] else float("inf")
             print(f"  {name:<12} {wall:>8.3f} {work[name]:>8.3f} {rate:>9.0f}")
         overhead = flow - sum(work.values())
-        print(f"  orchestration overhead {overhead:.3f}s ({overhead / flow:.0%} of the flow)")
+        print(
+            f"  orchestration overhead {overhead:.3f}s"
+            f" ({overhead / flow:.0%} of the flow)"
+        )
         print(f"  set-up, issuance and submission {summary['setup_seconds']:.3f}s")
 
 

@@ -237,7 +237,8 @@ def status(
         _emit_json(data)
         return
     console.print(
-        f"claim [bold]{data['id']}[/bold] at {data['insurer']}: [bold]{data['state']}[/bold]"
+        f"claim [bold]{data['id']}[/bold] at {data['insurer']}:"
+        f" [bold]{data['state']}[/bold]"
     )
     if data["reason"]:
         console.print(f"reason: {data['reason']}")

@@ -16,10 +16,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from credentials.keys import Ed25519Key
-from credentials.registry import TrustedIssuers
-from ledger.log import TransparencyLog
-from ledger.note import NoteSigner
 from sqlmodel import Session, select
 
 from claims.errors import ConfigError, NotFound
@@ -34,6 +30,11 @@ from claims.store import (
     Store,
     utcnow,
 )
+from credentials.keys import Ed25519Key
+from credentials.registry import TrustedIssuers
+from ledger.log import TransparencyLog
+from ledger.note import NoteSigner
+from ledger.witness import SqlWitnessState, Witness
 
 __all__ = ["LEDGER_ORIGIN", "Consortium"]
 
@@ -225,9 +226,46 @@ class Consortium:
         signer = NoteSigner(LEDGER_ORIGIN, key.seed)
         return TransparencyLog(self.store.engine, LEDGER_ORIGIN, signer)
 
+    def witnesses(self) -> list[Witness]:
+        """One witness per insurer, following the consortium ledger.
+
+        Each witness has a key of its own (`witness-<insurer>`), separate from
+        the insurer's DID key, and keeps its state in the store. In the
+        embedded default they all run in this process; each would run in its
+        member's own service once members are on different machines.
+        """
+        log_vkey = self.ledger.signer.vkey
+        state = SqlWitnessState(self.store.engine)
+        return [
+            Witness(
+                f"{insurer.domain or insurer.id}/witness",
+                self.keys.load_or_create(f"witness-{insurer.id}").seed,
+                state,
+                logs=[log_vkey],
+            )
+            for insurer in self.members("insurer")
+        ]
+
+    def witness_quorum(self) -> int:
+        """Cosignatures that make a checkpoint final: a majority of insurers."""
+        return len(self.members("insurer")) // 2 + 1
+
     def ledger_vkeys(self) -> list[str]:
-        """The verifier keys a receipt is checked against."""
-        return [self.ledger.signer.vkey]
+        """The verifier keys a receipt is checked against: the log and witnesses."""
+        return [self.ledger.signer.vkey] + [w.vkey for w in self.witnesses()]
+
+    def trust_file(self) -> dict[str, Any]:
+        """What an auditor needs to check receipts offline (`--keys-file`)."""
+        return {"keys": self.ledger_vkeys(), "min_cosignatures": self.witness_quorum()}
+
+    def finalise_ledger(self) -> str:
+        """Sign a checkpoint of the whole log and have the witnesses cosign it.
+
+        Raises `ledger.errors.QuorumNotReached` (after storing what was
+        collected) when fewer than `witness_quorum()` witnesses cosigned.
+        """
+        self.ledger.checkpoint()
+        return self.ledger.cosign(self.witnesses(), self.witness_quorum())
 
 
 def _iso(value: Any) -> str:

@@ -374,7 +374,7 @@ def _summarise(
         "turnaround_p95_s": round(_percentile(turnaround, 95), 4),
         "ledger_size": size,
         "ledger_root": ledger.root(size).hex() if size else None,
-        "ledger_vkeys": consortium.ledger_vkeys(),
+        "ledger_trust": consortium.trust_file(),
         "insurers": [m.id for m in consortium.members("insurer")],
     }
 
@@ -401,6 +401,6 @@ def _write_outputs(consortium: Consortium, out: Path, summary: dict[str, Any]) -
             json.dumps(receipt, indent=2), encoding="utf-8"
         )
     (out / "ledger-keys.json").write_text(
-        json.dumps(consortium.ledger_vkeys(), indent=2), encoding="utf-8"
+        json.dumps(consortium.trust_file(), indent=2), encoding="utf-8"
     )
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

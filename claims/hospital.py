@@ -17,14 +17,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from credentials.issuer import issue_credential
-from credentials.status_list import StatusList, status_entry, status_list_credential
 from sqlmodel import select
 
 from claims.consortium import Consortium
 from claims.errors import ClaimsError, NotFound
 from claims.store import StatusIndex, StatusListRecord
 from claims.treatment import Treatment
+from credentials.issuer import issue_credential
+from credentials.status_list import StatusList, status_entry, status_list_credential
 
 __all__ = [
     "CREDENTIAL_VALIDITY",

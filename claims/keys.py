@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from credentials.keys import Ed25519Key
-
 from claims.errors import ConfigError
+from credentials.keys import Ed25519Key
 
 __all__ = ["KeyStore"]
 

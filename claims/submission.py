@@ -23,13 +23,13 @@ from datetime import timedelta
 from typing import Any
 
 import rfc8785
-from credentials.holder import present
-from credentials.keys import Ed25519Key
 
 from claims.consortium import Consortium
 from claims.errors import ClaimsError
 from claims.states import ClaimState
 from claims.store import Challenge, Claim, ClaimEvent
+from credentials.holder import present
+from credentials.keys import Ed25519Key
 
 __all__ = [
     "CHALLENGE_TTL",

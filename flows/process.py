@@ -16,7 +16,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from mpc_lite.errors import PartyUnavailable
 from prefect import flow, task
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
@@ -26,6 +25,7 @@ from claims.settings import Settings
 from claims.states import ClaimState
 from claims.store import Claim
 from flows import steps
+from mpc_lite.errors import PartyUnavailable
 
 __all__ = ["process_claims", "run_steps"]
 
@@ -51,7 +51,9 @@ def _consortium(workspace: str) -> Consortium:
 
 
 def _timed(
-    fn: Callable[[Consortium, list[str]], list[str]], consortium: Consortium, ids: list[str]
+    fn: Callable[[Consortium, list[str]], list[str]],
+    consortium: Consortium,
+    ids: list[str],
 ) -> tuple[list[str], float]:
     start = time.perf_counter()
     moved = fn(consortium, ids)

@@ -26,22 +26,23 @@ from decimal import Decimal
 from typing import Any
 
 import rfc8785
-from credentials.errors import VerificationError
-from credentials.verifier import verify_presentation
-from mpc_lite.audit import job_record
-from mpc_lite.keys import treatment_key
-from mpc_lite.psi import Party, duplicate_check
 from nacl.signing import SigningKey
 from sqlmodel import Session, select
 
-from claims.adjudication import adjudicate as price
 from claims.adjudication import Accumulator as YearToDate
+from claims.adjudication import adjudicate as price
 from claims.adjudication import to_claim_response
 from claims.consortium import Consortium
-from claims.states import ClaimState
 from claims.policy import Policy
+from claims.states import ClaimState
 from claims.store import Accumulator, Claim, Member, Settlement, cents, from_cents
 from claims.treatment import Treatment
+from credentials.errors import VerificationError
+from credentials.verifier import verify_presentation
+from ledger.note import Checkpoint
+from mpc_lite.audit import job_record
+from mpc_lite.keys import treatment_key
+from mpc_lite.psi import Party, duplicate_check
 
 __all__ = ["adjudicate", "intake", "joint_check", "settle", "verify"]
 
@@ -97,7 +98,9 @@ def intake(consortium: Consortium, ids: list[str]) -> list[str]:
                 store.move(session, claim, S.REJECTED, f"malformed: {exc}")
                 continue
             if not isinstance(credential_id, str):
-                store.move(session, claim, S.REJECTED, "malformed: credential has no id")
+                store.move(
+                    session, claim, S.REJECTED, "malformed: credential has no id"
+                )
                 continue
             earlier = session.exec(
                 select(Claim.id).where(
@@ -291,9 +294,7 @@ def adjudicate(consortium: Consortium, ids: list[str]) -> list[str]:
             claims.sort(key=lambda c: (c.claimant_did, c.treatment_data()["start"]))
             for claim in claims:
                 decided.append(
-                    _adjudicate_one(
-                        consortium, session, claim, policy, accumulators
-                    )
+                    _adjudicate_one(consortium, session, claim, policy, accumulators)
                 )
             for row in accumulators.values():
                 session.add(row)
@@ -367,7 +368,8 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
        there and appends nothing.
     2. In one transaction, write the settlement rows and move the claims to
        `settled`; the unique claim id on `Settlement` refuses a second row.
-    3. Sign a checkpoint covering the batch.
+    3. Sign a checkpoint covering the batch and have the witnesses cosign
+       it; a receipt is final once a quorum has.
     """
     store = consortium.store
     now = consortium.clock()
@@ -380,6 +382,9 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
             for claim in _load(session, ids, state)
         ]
     if not payable:
+        # A retry after a crash past step 2 still owes the cosigned checkpoint.
+        if consortium.ledger.size() and not _finalised(consortium):
+            consortium.finalise_ledger()
         return []
     records = [
         {
@@ -422,9 +427,20 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
             store.move(session, fresh, S.SETTLED, at=now)
             settled.append(fresh.id)
 
-    # 3. A checkpoint that includes them.
-    consortium.ledger.checkpoint()
+    # 3. A cosigned checkpoint that includes them.
+    consortium.finalise_ledger()
     return settled
+
+
+def _finalised(consortium: Consortium) -> bool:
+    note = consortium.ledger.latest_checkpoint()
+    if note is None:
+        return False
+    body = Checkpoint.from_text(note.split("\n\n", 1)[0] + "\n")
+    cosigners = sum(1 for line in note.splitlines() if line.startswith("\u2014 "))
+    return body.size == consortium.ledger.size() and (
+        cosigners - 1 >= consortium.witness_quorum()
+    )
 
 
 def settlement_index(consortium: Consortium, claim_id: str) -> int | None:
@@ -438,5 +454,7 @@ def settlement_index(consortium: Consortium, claim_id: str) -> int | None:
 def insurer_ids(consortium: Consortium) -> list[str]:
     with Session(consortium.store.engine) as session:
         return list(
-            session.exec(select(Member.id).where(Member.kind == "insurer").order_by(Member.id))
+            session.exec(
+                select(Member.id).where(Member.kind == "insurer").order_by(Member.id)
+            )
         )

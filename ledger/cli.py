@@ -65,16 +65,35 @@ def _read_json(path: Path, what: str) -> Any:
         ) from exc
 
 
-def _collect_keys(keys: list[str] | None, keys_file: Path | None) -> list[str]:
+def _collect_keys(
+    keys: list[str] | None, keys_file: Path | None
+) -> tuple[list[str], int]:
+    """The trusted keys, and the cosignature quorum the keys file asks for.
+
+    A keys file is either a JSON list of verifier keys, or a consortium trust
+    file `{"keys": [...], "min_cosignatures": k}`.
+    """
     collected = list(keys or [])
+    quorum = 0
     if keys_file is not None:
         loaded = _read_json(keys_file, "keys")
+        if isinstance(loaded, dict):
+            quorum = loaded.get("min_cosignatures", 0)
+            loaded = loaded.get("keys")
+            if isinstance(quorum, bool) or not isinstance(quorum, int) or quorum < 0:
+                raise _fail(
+                    f"error: keys file {keys_file}: min_cosignatures must be a"
+                    " whole number, 0 or more"
+                )
         if not isinstance(loaded, list) or not all(isinstance(k, str) for k in loaded):
-            raise _fail(f"error: keys file {keys_file} must be a JSON list of strings")
+            raise _fail(
+                f"error: keys file {keys_file} must be a JSON list of strings or"
+                ' {"keys": [...], "min_cosignatures": k}'
+            )
         collected.extend(loaded)
     if not collected:
         raise _fail("error: give at least one trusted key with --key or --keys-file")
-    return collected
+    return collected, quorum
 
 
 @app.command("verify-receipt")
@@ -83,14 +102,24 @@ def verify_receipt_command(
     key: KeyOption = None,
     keys_file: KeysFileOption = None,
     min_cosignatures: Annotated[
-        int, typer.Option(help="Trusted witness cosignatures required.")
+        int,
+        typer.Option(
+            help="Trusted witness cosignatures required (at least what the keys"
+            " file asks for)."
+        ),
     ] = 0,
 ) -> None:
-    """Verify a settlement receipt offline: checkpoint signature, quorum, inclusion."""
-    vkeys = _collect_keys(key, keys_file)
+    """Verify a settlement receipt offline: checkpoint signature, quorum, inclusion.
+
+    Example: claims ledger verify-receipt demo-out/receipts/ID.json
+    --keys-file demo-out/ledger-keys.json
+    """
+    vkeys, quorum = _collect_keys(key, keys_file)
     receipt = _read_json(file, "receipt")
     try:
-        result = verify_receipt(receipt, vkeys, min_cosignatures=min_cosignatures)
+        result = verify_receipt(
+            receipt, vkeys, min_cosignatures=max(min_cosignatures, quorum)
+        )
     except LedgerError as exc:
         raise _fail(f"receipt NOT verified: {exc}") from exc
     typer.echo(
@@ -110,7 +139,7 @@ def verify_checkpoint_command(
 
     Signature lines from other keys are ignored.
     """
-    vkeys = _collect_keys(key, keys_file)
+    vkeys, _ = _collect_keys(key, keys_file)
     note = _read_text(file, "checkpoint")
     try:
         verifiers = [NoteVerifier.from_vkey(vkey) for vkey in vkeys]

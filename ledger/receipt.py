@@ -32,6 +32,7 @@ from ledger.note import (
     Checkpoint,
     NoteVerifier,
     OpenedNote,
+    unverified_signers,
     verify_note,
 )
 
@@ -131,6 +132,21 @@ def verify_receipt(
         raise ReceiptError("checkpoint", str(exc)) from exc
     if not any(s.signature_type == ED25519_TYPE for s in opened.signatures):
         raise ReceiptError("checkpoint", "no trusted log key signed the checkpoint")
+    # Lines from unknown keys are ignored (C2SP signed-note), but a line that
+    # names a trusted key with another key ID, or carries a trusted key ID
+    # under another name, is a trusted line that was altered.
+    trusted_names = {v.name for v in verifiers}
+    trusted_ids = {v.key_id for v in verifiers}
+    trusted_pairs = {(v.name, v.key_id) for v in verifiers}
+    for name, key_id in unverified_signers(note):
+        if (name, key_id) not in trusted_pairs and (
+            name in trusted_names or key_id in trusted_ids
+        ):
+            raise ReceiptError(
+                "checkpoint",
+                f"signature line for {name} (key {key_id:08x}) does not match the"
+                " trusted key of that name or ID: the checkpoint was altered",
+            )
     if checkpoint.origin != origin:
         raise ReceiptError(
             "checkpoint", f"checkpoint origin {checkpoint.origin!r} is not {origin!r}"

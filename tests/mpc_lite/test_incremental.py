@@ -19,8 +19,11 @@ def test_new_claims_are_checked_against_others_history() -> None:
     first = epoch.check({"a": [b"x", b"x"], "b": [b"y"], "c": []})
     assert first == {"a": [False, False], "b": [False], "c": []}
     second = epoch.check({"a": [b"y", b"x"], "b": [b"z"], "c": [b"x", b"q"]})
-    assert second == {"a": [True, False], "b": [False], "c": [True, False]}
-    assert epoch.history_size("a") == 3  # y, z, and c's x and q minus repeats
+    # a's x is held by c in the same batch; c's x was a's in the last one.
+    assert second == {"a": [True, True], "b": [False], "c": [True, False]}
+    third = epoch.check({"a": [b"x"], "b": [b"x"], "c": [b"y"]})
+    assert third == {"a": [True], "b": [True], "c": [True]}
+    assert epoch.history_size("a") == 4  # y and z from b, x and q from c
 
 
 def test_history_grows_by_the_batch_not_by_rechecking() -> None:
@@ -33,7 +36,7 @@ def test_history_grows_by_the_batch_not_by_rechecking() -> None:
         for message in transport.sent
         for points in message.unverified_envelope().streams.values()
     )
-    epoch.check({"a": [], "b": [b"\\x01"], "c": []})
+    epoch.check({"a": [], "b": [b"\x01"], "c": []})
     later = sum(
         len(points)
         for message in transport.sent[before:]
@@ -68,3 +71,9 @@ def test_a_repeated_query_is_rerandomised_for_relays() -> None:
 def test_a_batch_must_name_every_member() -> None:
     with pytest.raises(InvalidInput, match="every member"):
         _epoch().check({"a": []})
+
+
+def test_a_party_own_earlier_elements_never_count() -> None:
+    epoch = _epoch()
+    epoch.check({"a": [b"w"], "b": [], "c": []})
+    assert epoch.check({"a": [b"w"], "b": [], "c": []})["a"] == [False]
