@@ -22,7 +22,6 @@ import json
 import logging
 from collections import defaultdict
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import rfc8785
@@ -39,7 +38,9 @@ from claims.store import Accumulator, Claim, Member, Settlement, cents, from_cen
 from claims.treatment import Treatment
 from credentials.errors import VerificationError
 from credentials.verifier import verify_presentation
+from ledger import records as records_
 from ledger.note import Checkpoint
+from ledger.records import idempotency_key
 from mpc_lite.audit import job_record
 from mpc_lite.keys import treatment_key
 from mpc_lite.psi import Party, duplicate_check
@@ -120,24 +121,27 @@ def intake(consortium: Consortium, ids: list[str]) -> list[str]:
                     f"duplicate_submission: the same credential is claim {earlier}",
                 )
                 continue
-            received.append(
-                (
-                    claim,
-                    {
-                        "type": "claim_received",
-                        "v": 1,
-                        "claim": claim.id,
-                        "insurer": claim.insurer_id,
-                        "submission_sha256": claim.submission_hash,
-                        "at": claim.submitted_at.isoformat(),
-                    },
-                )
-            )
-    consortium.ledger.append(
-        [record for _, record in received],
-        [f"received:{claim.id}" for claim, _ in received],
-    )
+            received.append((claim, _received_records(claim)))
+    records = [record for _, pair in received for record in pair]
+    consortium.ledger.append(records, [idempotency_key(r) for r in records])
     return [claim.id for claim, _ in received]
+
+
+def _received_records(claim: Claim) -> list[dict[str, Any]]:
+    """The ledger entries of an accepted submission: receipt, and consent if given."""
+    records = [
+        records_.claim_received(
+            claim.id, claim.insurer_id, claim.submission_hash, at=claim.submitted_at
+        )
+    ]
+    consent = json.loads(claim.submission)["consent"]
+    if consent["jointFraudCheck"]:
+        records.append(
+            records_.consent_given(
+                claim.id, _sha256(consent), "joint-fraud-check", at=claim.submitted_at
+            )
+        )
+    return records
 
 
 def verify(consortium: Consortium, ids: list[str]) -> list[str]:
@@ -192,15 +196,11 @@ def verify(consortium: Consortium, ids: list[str]) -> list[str]:
             store.move(session, claim, S.VERIFIED)
             verified.append(claim.id)
             entries.append(
-                {
-                    "type": "credential_verified",
-                    "v": 1,
-                    "claim": claim.id,
-                    "issuer": claim.issuer_did,
-                    "credential_sha256": _sha256(credential),
-                }
+                records_.credential_verified(
+                    claim.id, _sha256(credential), claim.issuer_did, "valid", at=now
+                )
             )
-    consortium.ledger.append(entries, [f"verified:{e['claim']}" for e in entries])
+    consortium.ledger.append(entries, [idempotency_key(e) for e in entries])
     return verified
 
 
@@ -387,22 +387,18 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
             consortium.finalise_ledger()
         return []
     records = [
-        {
-            "type": "settlement",
-            "v": 1,
-            "claim": claim.id,
-            "insurer": claim.insurer_id,
-            "amount": str(Decimal(claim.payable_cents or 0) / 100),
-            "currency": claim.currency,
-            "claim_response_sha256": hashlib.sha256(
-                (claim.claim_response or "").encode()
-            ).hexdigest(),
-        }
+        records_.settlement(
+            f"settlement-{claim.id}",
+            claim.id,
+            claim.insurer_id,
+            claim.payable_cents or 0,
+            claim.currency or "",
+            hashlib.sha256((claim.claim_response or "").encode()).hexdigest(),
+            at=now,
+        )
         for claim in payable
     ]
-    indexes = consortium.ledger.append(
-        records, [f"settlement:{claim.id}" for claim in payable]
-    )
+    indexes = consortium.ledger.append(records, [idempotency_key(r) for r in records])
 
     # 2. Then the rows and the state, together.
     settled: list[str] = []

@@ -14,25 +14,21 @@ errors print one message and, where there is one, a remedy.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from claims.cli import hospital, insurer, ledger, payer, people, wallet
+from claims.cli._common import STATE, console, emit_json, errors
 from claims.errors import ClaimsError, NotFound
-from claims.settings import Settings, quiet_prefect
+from claims.settings import quiet_prefect
 
 __all__ = ["app", "main"]
-
-console = Console()
-errors = Console(stderr=True)
 
 app = typer.Typer(
     name="claims",
@@ -41,18 +37,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-@dataclass
-class Context:
-    workspace: Path | None
-    debug: bool
-
-    def settings(self) -> Settings:
-        return Settings.load(self.workspace)
-
-
-STATE = Context(workspace=None, debug=False)
 
 
 @app.callback()
@@ -83,10 +67,6 @@ def root(
         format="%(name)s: %(message)s",
         handlers=[RichHandler(console=errors, show_path=False)],
     )
-
-
-def _emit_json(data: Any) -> None:
-    console.print_json(json.dumps(data, default=str))
 
 
 # -- demo ----------------------------------------------------------------------
@@ -140,7 +120,7 @@ def demo(
     with console.status("running the demo", spinner="dots") if not as_json else _null():
         summary = run_demo(options)
     if as_json:
-        _emit_json(summary)
+        emit_json(summary)
         return
     table = Table(title="claims demo", show_header=True)
     table.add_column("measure")
@@ -210,7 +190,7 @@ def status(
             claims = list(session.exec(select(Claim).order_by(Claim.submitted_at)))
             rows = [_claim_row(claim) for claim in claims]
             if as_json:
-                _emit_json(rows)
+                emit_json(rows)
                 return
             table = Table(title=f"{len(rows)} claims")
             for column in ("claim", "insurer", "state", "billed", "payable", "reason"):
@@ -234,7 +214,7 @@ def status(
             for e in events
         ]
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     console.print(
         f"claim [bold]{data['id']}[/bold] at {data['insurer']}:"
@@ -281,13 +261,9 @@ def _claim_row(claim: Any) -> dict[str, Any]:
 # -- ledger --------------------------------------------------------------------
 
 
-def _mount_ledger() -> None:
-    from ledger.cli import app as ledger_app
-
-    app.add_typer(ledger_app, name="ledger", help="Verify receipts and checkpoints.")
-
-
-_mount_ledger()
+# Each command group lives in its own module and adds itself here.
+for _group in (hospital, wallet, insurer, people, payer, ledger):
+    _group.register(app)
 
 
 # -- entry point ---------------------------------------------------------------

@@ -1,0 +1,11 @@
+"""`claims` commands: insurer (filled in by its issue)."""
+
+from __future__ import annotations
+
+import typer
+
+__all__ = ["register"]
+
+
+def register(root: typer.Typer) -> None:
+    """Add this group's commands to the root command."""
