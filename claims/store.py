@@ -308,3 +308,7 @@ class Store:
     def members(self, session: Session, kind: str) -> list[Member]:
         query = select(Member).where(Member.kind == kind).order_by(Member.id)
         return list(session.exec(query))
+
+
+# The payer core's own tables; imported last because they use `_time` above.
+import claims.payer_tables  # noqa: E402, F401

@@ -23,7 +23,7 @@ import typer
 from rich.logging import RichHandler
 from rich.table import Table
 
-from claims.cli import hospital, insurer, ledger, payer, people, wallet
+from claims.cli import hospital, insurer, ledger, payer, people, vc, wallet
 from claims.cli._common import STATE, console, emit_json, errors
 from claims.errors import ClaimsError, NotFound
 from claims.settings import quiet_prefect
@@ -262,7 +262,7 @@ def _claim_row(claim: Any) -> dict[str, Any]:
 
 
 # Each command group lives in its own module and adds itself here.
-for _group in (hospital, wallet, insurer, people, payer, ledger):
+for _group in (hospital, wallet, vc, insurer, people, payer, ledger):
     _group.register(app)
 
 
