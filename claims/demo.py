@@ -123,11 +123,9 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     started = time.perf_counter()
     if options.insurers < 3:
         raise ConfigError("the joint check needs at least 3 insurers")
-    settings = _fresh_workspace(options)
-    consortium = Consortium(settings)
     rng = random.Random(options.seed)
 
-    # 1. Read the FHIR data.
+    # 1. Read the FHIR data, before anything in the workspace is touched.
     source = options.fhir or example_bundles()
     if not source.is_dir():
         raise ConfigError(f"{source} is not a folder of FHIR bundles")
@@ -138,6 +136,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     if not treatments:
         raise ConfigError(f"no FHIR Claims found in {source}")
     say(f"read {len(intake.bundles)} bundles, {len(treatments)} claims")
+    settings = _fresh_workspace(options)
+    consortium = Consortium(settings)
 
     # 2. The consortium.
     insurers = [f"insurer-{i}" for i in range(1, options.insurers + 1)]

@@ -147,8 +147,12 @@ def demo(
     console.print(f"ledger root {summary['ledger_root']}")
     console.print(
         f"wrote {out / 'summary.json'} and {summary['settled']} receipts in"
-        f" {out / 'receipts'}; try `claims status` or"
-        f" `claims ledger verify-receipt {out / 'receipts'}/<claim>.json`"
+        f" {out / 'receipts'}"
+    )
+    console.print("next: [bold]claims status[/bold]   (each claim, its state, reason)")
+    console.print(
+        f"      [bold]claims ledger verify-receipt {out / 'receipts'}/CLAIM.json"
+        f" --keys-file {out / 'ledger-keys.json'}[/bold]"
     )
 
 
@@ -193,8 +197,12 @@ def status(
                 emit_json(rows)
                 return
             table = Table(title=f"{len(rows)} claims")
-            for column in ("claim", "insurer", "state", "billed", "payable", "reason"):
-                table.add_column(column)
+            table.add_column("claim", no_wrap=True)
+            table.add_column("insurer", no_wrap=True)
+            table.add_column("state", no_wrap=True)
+            table.add_column("billed", justify="right", no_wrap=True)
+            table.add_column("payable", justify="right", no_wrap=True)
+            table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=48)
             for row in rows:
                 table.add_row(
                     row["id"],
@@ -202,7 +210,7 @@ def status(
                     row["state"],
                     row["billed"] or "",
                     row["payable"] or "",
-                    (row["reason"] or "")[:60],
+                    row["reason"] or "",
                 )
             console.print(table)
             return
