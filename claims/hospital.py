@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from claims.consortium import Consortium
 from claims.errors import ClaimsError, NotFound
+from claims.fhir_intake import read_bundle
 from claims.store import StatusIndex, StatusListRecord
 from claims.treatment import Treatment
 from credentials.issuer import issue_credential
@@ -28,6 +29,8 @@ from credentials.status_list import StatusList, status_entry, status_list_creden
 
 __all__ = [
     "CREDENTIAL_VALIDITY",
+    "find_treatment",
+    "issuing_hospital",
     "issue_treatment_credential",
     "publish_status_list",
     "revoke",
@@ -153,3 +156,60 @@ def publish_status_list(consortium: Consortium, hospital_id: str) -> Path:
         stored.published_path = str(path)
         session.add(stored)
     return path
+
+
+def find_treatment(
+    bundle: Path, *, encounter: str | None = None, claim: str | None = None
+) -> Treatment:
+    """The treatment of one FHIR Claim in a bundle file, by encounter or claim id.
+
+    Raises `claims.fhir_intake.IntakeError` for a bundle that cannot be read,
+    and `NotFound` when no Claim (or more than one, for an encounter billed
+    by several) matches.
+    """
+    if (encounter is None) == (claim is None):
+        raise ClaimsError("name exactly one of an encounter id and a claim id")
+    contents = read_bundle(bundle)
+    matches = [
+        treatment
+        for _, treatment in contents.treatments
+        if (claim is not None and treatment.invoice == claim)
+        or (encounter is not None and treatment.encounter == encounter)
+    ]
+    what = f"claim {claim}" if claim is not None else f"encounter {encounter}"
+    refused = [r.claim_id for r in contents.refused]
+    if not matches:
+        raise NotFound(
+            f"{bundle.name} holds no usable FHIR Claim for {what}",
+            remedy=(
+                f"{len(refused)} claim(s) of the bundle were refused at intake"
+                if refused
+                else "check the id against the bundle's Encounter and Claim ids"
+            ),
+        )
+    if len(matches) > 1:
+        raise NotFound(
+            f"{bundle.name} has {len(matches)} Claims for {what}",
+            remedy="name one of them with --claim: "
+            + ", ".join(t.invoice for t in matches),
+        )
+    return matches[0]
+
+
+def issuing_hospital(consortium: Consortium, credential_id: str) -> str:
+    """The hospital whose status list holds `credential_id`; `NotFound` if none."""
+    with consortium.store.session() as session:
+        allocation = session.exec(
+            select(StatusIndex).where(StatusIndex.credential_id == credential_id)
+        ).first()
+        record = (
+            None
+            if allocation is None
+            else session.get(StatusListRecord, allocation.url)
+        )
+        hospital_id = None if record is None else record.hospital_id
+    if hospital_id is None:
+        raise NotFound(
+            f"no hospital of this workspace issued credential {credential_id}"
+        )
+    return hospital_id

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 
 import base58
 
-_BASE58_ALPHABET = frozenset(
-    "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-)
+_BASE58_DIGITS = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BASE58_ALPHABET = frozenset(_BASE58_DIGITS)
+_BASE58_VALUE = {digit: value for value, digit in enumerate(_BASE58_DIGITS)}
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 # XML Schema 1.1 dateTimeStamp: a dateTime whose time zone is mandatory
@@ -40,7 +40,13 @@ def decode_base58btc(value: str) -> bytes:
     body = value[1:]
     if not body or not set(body) <= _BASE58_ALPHABET:
         raise ValueError("not valid base58btc")
-    return base58.b58decode(body)
+    # draft-msporny-base58 section 3: the digits are one big-endian base-58
+    # number; each leading '1' stands for one leading zero byte.
+    number = 0
+    for digit in body:
+        number = number * 58 + _BASE58_VALUE[digit]
+    zeros = len(body) - len(body.lstrip("1"))
+    return b"\0" * zeros + number.to_bytes((number.bit_length() + 7) // 8, "big")
 
 
 def encode_base64url(data: bytes) -> str:

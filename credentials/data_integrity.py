@@ -14,6 +14,7 @@ canonicalisation then runs in pyld, offline.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
 from datetime import datetime
@@ -29,6 +30,7 @@ from credentials._codec import (
     format_datetime,
     parse_datetime,
 )
+from credentials._jcs import dumps as _jcs_dumps
 from credentials.did_key import public_key_from_did, resolve
 from credentials.errors import (
     InvalidDid,
@@ -71,7 +73,7 @@ _PURPOSES = frozenset(
 def canonicalize(value: Any) -> bytes:
     """RFC 8785 (JCS) bytes of a JSON value; `MalformedDocument` if JCS refuses it."""
     try:
-        return rfc8785.dumps(value)
+        return _jcs_dumps(value)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
         # The library's message may quote the offending value: name its kind only.
         raise MalformedDocument(
@@ -277,7 +279,7 @@ def _verify_one(
         options["@context"] = document["@context"]
 
     # 4. Verification method: a did:key whose document authorises the purpose.
-    did, public_key = _verification_key(options, where)
+    did, verify_key = _verification_key(options, where)
 
     # 5. Hash and verify (sections 3.3.3-3.3.4 and 3.3.7; 3.2.3-3.2.4 for rdfc).
     if suite == _RDFC_CRYPTOSUITE and contexts is not None:
@@ -288,14 +290,14 @@ def _verify_one(
         except MalformedDocument as exc:
             raise ProofError(f"{where}: {exc}") from exc
     try:
-        VerifyKey(public_key).verify(hash_data, signature)
+        verify_key.verify(hash_data, signature)
     except BadSignatureError as exc:
         raise ProofError(f"{where} signature by {did} does not verify") from exc
     logger.debug("verified %s by %s", where, did)
     return did
 
 
-def _verification_key(options: dict[str, Any], where: str) -> tuple[str, bytes]:
+def _verification_key(options: dict[str, Any], where: str) -> tuple[str, VerifyKey]:
     """Resolve the proof's verification method (CID 1.0 section 3.3): the DID
     document must list it, be its controller, and authorise the proof purpose.
     """
@@ -305,30 +307,37 @@ def _verification_key(options: dict[str, Any], where: str) -> tuple[str, bytes]:
         raise ProofError(f"{where} verificationMethod is not a DID URL with a fragment")
     if purpose not in _PURPOSES:
         raise ProofError(f"{where} has unknown proofPurpose {purpose!r}")
+    try:
+        return _resolved_key(method, purpose)
+    except ProofError as exc:
+        raise ProofError(f"{where} {exc}") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved_key(method: str, purpose: str) -> tuple[str, VerifyKey]:
+    """`_verification_key` for one method and purpose, memoised: a did:key's
+    document is a pure function of the DID, and verifiers meet the same few
+    issuers again and again. Failures raise and so are never cached."""
     did = method.split("#", 1)[0]
     try:
         did_document = resolve(did, enable_encryption_key_derivation=False)
         public_key = public_key_from_did(did)
     except InvalidDid as exc:
-        raise ProofError(
-            f"{where} verificationMethod cannot be resolved: {exc}"
-        ) from exc
+        raise ProofError(f"verificationMethod cannot be resolved: {exc}") from exc
     listed = [
         entry
         for entry in did_document["verificationMethod"]
         if entry["id"] == method and entry["controller"] == did_document["id"]
     ]
     if not listed:
-        raise ProofError(
-            f"{where} verification method {method} is not in {did}'s document"
-        )
+        raise ProofError(f"verification method {method} is not in {did}'s document")
     authorised = [
         entry if isinstance(entry, str) else entry.get("id")
         for entry in did_document.get(purpose, [])
     ]
     if method not in authorised:
-        raise ProofError(f"{where} key {method} is not authorised for {purpose}")
-    return did, public_key
+        raise ProofError(f"key {method} is not authorised for {purpose}")
+    return did, VerifyKey(public_key)
 
 
 def _hash_data(document: dict[str, Any], options: dict[str, Any]) -> bytes:

@@ -8,6 +8,7 @@ wrong.
     CredentialError
     ├── InvalidDid              a DID that breaks a did:key rule (`rule` says which)
     ├── InvalidKey              key material of the wrong size or encoding
+    ├── KeyFileError            a sealed key file that cannot be opened
     ├── MalformedDocument       JSON or a document that cannot be used as given
     ├── StatusListError         a status list that cannot be decoded or is full
     └── VerificationError       a check failed (`reason` in `REASONS`)
@@ -30,6 +31,7 @@ __all__ = [
     "CredentialError",
     "InvalidDid",
     "InvalidKey",
+    "KeyFileError",
     "InvalidProofValue",
     "MalformedDocument",
     "ProofContextMismatch",
@@ -78,6 +80,10 @@ class InvalidDid(CredentialError):
 
 class InvalidKey(CredentialError):
     """Raised when key material has the wrong length or encoding."""
+
+
+class KeyFileError(CredentialError):
+    """Raised when a sealed key file is damaged or its passphrase is wrong."""
 
 
 class MalformedDocument(CredentialError):

@@ -9,9 +9,11 @@ import credentials.did_key
 import credentials.errors
 import credentials.holder
 import credentials.issuer
+import credentials.key_file
 import credentials.keys
 import credentials.parse
 import credentials.registry
+import credentials.report
 import credentials.status_list
 import credentials.validate
 import credentials.verifier
@@ -40,6 +42,8 @@ def test_public_names() -> None:
         "validate_presentation",
     }
     assert "load_json" in credentials.parse.__all__
+    assert set(credentials.key_file.__all__) >= {"seal_key", "open_key"}
+    assert set(credentials.report.__all__) >= {"check_document", "CHECKS"}
 
 
 def test_every_error_derives_from_the_base_and_says_when_raised() -> None:
