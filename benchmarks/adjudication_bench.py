@@ -3,7 +3,9 @@
 Reads the Synthea bundles of `../shared/data/synthea_r4` (or the folder named
 by `CLAIMS_SHARED_DIR`) once, then adjudicates every claim under each shipped
 example policy, in service order with accumulators carried forward, for
-several rounds. Only `adjudicate` is timed; intake and FHIR output are not.
+several rounds. Only `adjudicate` is timed; intake is not. A second figure
+adds the FHIR ClaimResponse each claim gets (`to_claim_response`), as the
+flow's adjudicate step writes one per claim.
 
     .venv/bin/python benchmarks/adjudication_bench.py [--rounds N]
 
@@ -15,9 +17,10 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-from claims.adjudication import InMemoryAccumulators, adjudicate
+from claims.adjudication import InMemoryAccumulators, adjudicate, to_claim_response
 from claims.fhir_intake import load_directory
 from claims.policy import Policy
 
@@ -52,6 +55,23 @@ def main() -> None:
         f"{count} adjudications of {len(treatments)} Synthea claims in "
         f"{elapsed:.3f} s: {rate:,.0f} claims/s on one core ({verdict} {TARGET:,})"
     )
+
+    # The same with a ClaimResponse per claim.
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    count, elapsed = 0, 0.0
+    for _ in range(max(1, args.rounds // 4)):
+        for policy in policies:
+            store = InMemoryAccumulators()
+            started = time.perf_counter()
+            for treatment in treatments:
+                result = adjudicate(treatment, policy, store)
+                store.put(result.accumulator)
+                to_claim_response(
+                    treatment, result, insurer="i", claim_ref="c", created=created
+                )
+            elapsed += time.perf_counter() - started
+            count += len(treatments)
+    print(f"with a ClaimResponse each: {count / elapsed:,.0f} claims/s on one core")
 
 
 if __name__ == "__main__":

@@ -93,6 +93,8 @@ __all__ = [
     "ClaimDecision",
     "adjudicate",
     "adjudicate_fhir_claim",
+    "dry_run",
+    "single_claim",
     "to_claim_response",
     "to_explanation_of_benefit",
     "withdraw",
@@ -677,6 +679,70 @@ def adjudicate_fhir_claim(
         preauthorised=preauthorised,
     )
     return ClaimDecision(treatment, result)
+
+
+def single_claim(data: Any) -> dict[str, Any]:
+    """The one Claim in `data`: a Claim resource, or a Bundle holding one.
+
+    Raises `AdjudicationError` when `data` is neither, or when a Bundle holds
+    no Claim or more than one.
+    """
+    if not isinstance(data, dict):
+        raise AdjudicationError("the input is not a JSON object")
+    kind = data.get("resourceType")
+    if kind == "Claim":
+        return data
+    if kind != "Bundle":
+        raise AdjudicationError(
+            f"the input is a {str(kind)[:40]!r}, not a Claim or a Bundle",
+            remedy="pass one FHIR R4 Claim, or a Bundle holding exactly one",
+        )
+    claims = [
+        entry["resource"]
+        for entry in data.get("entry") or ()
+        if isinstance(entry, dict)
+        and isinstance(entry.get("resource"), dict)
+        and entry["resource"].get("resourceType") == "Claim"
+    ]
+    if len(claims) != 1:
+        raise AdjudicationError(
+            f"the Bundle holds {len(claims)} Claims; a dry run takes exactly one"
+        )
+    claim: dict[str, Any] = claims[0]
+    return claim
+
+
+def dry_run(
+    data: dict[str, Any] | str | bytes,
+    policy: Policy,
+    *,
+    created: datetime,
+    insurer: str | None = None,
+) -> tuple[ClaimDecision, dict[str, Any]]:
+    """Adjudicate one FHIR Claim (or a Bundle of one) and store nothing.
+
+    The member starts the year with nothing met or paid and no
+    pre-authorisations; enrolment counts from the policy's start. Returns
+    the decision and its FHIR R4 ClaimResponse (JSON dict), whose insurer is
+    `insurer` or the policy's.
+
+    Raises `claims.fhir_intake.ClaimRefused` (every field at fault) or
+    `AdjudicationError` (not JSON, not a single Claim).
+    """
+    if isinstance(data, str | bytes):
+        try:
+            data = json.loads(data, parse_float=Decimal)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise AdjudicationError("the input is not valid JSON") from exc
+    decision = adjudicate_fhir_claim(single_claim(data), policy)
+    response = to_claim_response(
+        decision.treatment,
+        decision.adjudication,
+        insurer=insurer or policy.insurer,
+        claim_ref=decision.treatment.invoice or "dry-run",
+        created=created,
+    )
+    return decision, response
 
 
 def withdraw(adjudication: Adjudication, current: Accumulator) -> Accumulator:

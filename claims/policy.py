@@ -42,17 +42,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from claims.errors import ConfigError
 
-__all__ = ["CLAIM_TYPES", "Policy", "PolicyError"]
+__all__ = ["CLAIM_TYPES", "Policy", "PolicyError", "example_policy_path"]
 
 CLAIM_TYPES = frozenset({"institutional", "oral", "pharmacy", "professional", "vision"})
 """The HL7 claim-type codes (http://terminology.hl7.org/CodeSystem/claim-type)."""
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def example_policy_path(number: int = 1) -> Path:
+    """A plan the project ships: `claims/examples/insurer-<number>.toml`.
+
+    The first is the plan of the demo's first insurer, and the default of
+    `claims adjudicate`.
+    """
+    return Path(str(resources.files("claims") / "examples" / f"insurer-{number}.toml"))
 
 
 class PolicyError(ConfigError):

@@ -453,3 +453,40 @@ class TestWithdraw:
         result = adjudicate(_treatment("200"), POLICY, _accumulators())
         with pytest.raises(AdjudicationError, match="was not counted"):
             withdraw(result, Accumulator("MRN-1", 2024))
+
+
+class TestResubmissionAndCorrection:
+    """The last two hand-worked cases of issue 6 (plan `POLICY` above)."""
+
+    def test_resubmission_gets_the_same_answer(self) -> None:
+        store = _accumulators("60", "0")
+        first = adjudicate(_treatment("200"), POLICY, store)
+        again = adjudicate(_treatment("200"), POLICY, store)
+        assert again == first
+        # Counted once: 40 to the deductible, (200 - 40) * 0.8 = 128 paid.
+        store.put(first.accumulator)
+        assert store.get("MRN-1", 2024) == Accumulator("MRN-1", 2024, D(100), D(128))
+
+    def test_correction_replaces_the_earlier_decision(self) -> None:
+        """A 200.00 claim corrected to 150.00, deductible 60 of 100 met before.
+
+        Earlier: deductible 40, coinsurance 32, benefit 128 -> year (100, 128).
+        Withdrawn: back to (60, 0). Correction: deductible 40, coinsurance
+        (150 - 40) * 0.2 = 22, benefit 88 -> year (100, 88).
+        """
+        store = _accumulators("60", "0")
+        earlier = adjudicate(_treatment("200"), POLICY, store)
+        store.put(earlier.accumulator)
+
+        store.put(withdraw(earlier, store.get("MRN-1", 2024)))
+        assert store.get("MRN-1", 2024) == Accumulator("MRN-1", 2024, D(60), D(0))
+        corrected = adjudicate(_treatment("150"), POLICY, store)
+        store.put(corrected.accumulator)
+
+        line = corrected.lines[0]
+        assert (line.deductible, line.coinsurance, line.benefit) == (
+            D(40),
+            D(22),
+            D(88),
+        )
+        assert store.get("MRN-1", 2024) == Accumulator("MRN-1", 2024, D(100), D(88))

@@ -481,3 +481,111 @@ class TestStandaloneClaim:
         ]
         assert prior_claim(_claim(related=related)) == "c0"
         assert prior_claim(_claim()) is None
+
+
+def _two_focal() -> list[dict[str, Any]]:
+    return [
+        {"sequence": n, "focal": True, "coverage": {"display": "x"}} for n in (1, 2)
+    ]
+
+
+def _item_change(index: int, **changes: Any) -> dict[str, Any]:
+    claim = _claim()
+    claim["item"][index].update(changes)
+    return claim
+
+
+# Each refusal of issue 6 item 1: the claim, and the one error it must give.
+REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
+    "status": (_claim(status="paid"), "Claim.status: not in the fm-status value set"),
+    "use": (_claim(use="bill"), "Claim.use: not in the claim-use value set"),
+    "empty insurance": (
+        _claim(insurance=[]),
+        "Claim.insurance: empty; one focal coverage needed",
+    ),
+    "two focal": (
+        _claim(insurance=_two_focal()),
+        "Claim.insurance: exactly one must be focal",
+    ),
+    "money without currency": (
+        _claim(total={"value": 265.52}),
+        "Claim.total.currency: missing",
+    ),
+    "currency not ISO 4217": (
+        _claim(total={"value": 265.52, "currency": "EUX"}),
+        "Claim.total.currency: not an ISO 4217 code",
+    ),
+    "money without value": (
+        _claim(total={"currency": "USD"}),
+        "Claim.total.value: missing",
+    ),
+    "negative total": (
+        _claim(total={"value": -1, "currency": "USD"}),
+        "Claim.total.value: is negative",
+    ),
+    "negative unit price": (
+        _item_change(2, unitPrice={"value": -3, "currency": "USD"}),
+        "Claim.item[2].unitPrice.value: is negative",
+    ),
+    "created without zone": (
+        _claim(created="2024-03-01T10:30:00"),
+        "Claim.created: date-time without a time zone",
+    ),
+    "item period without zone": (
+        _item_change(0, servicedPeriod={"start": "2024-03-01T10:00:00"}),
+        "Claim.item[0].servicedPeriod.start: date-time without a time zone",
+    ),
+    "contained reference unresolved": (
+        _claim(provider={"reference": "#nowhere"}),
+        "Claim.provider: no contained resource has this id",
+    ),
+    "reference to the wrong type": (
+        _claim(provider={"reference": "Patient/p1"}),
+        "Claim.provider: must refer to Organization or Practitioner or"
+        " PractitionerRole",
+    ),
+    "item link unresolved": (
+        _item_change(0, procedureSequence=[1]),
+        "Claim.item[0].procedureSequence[0]: no procedure entry has this sequence",
+    ),
+    "total below its lines": (
+        _claim(total={"value": 100, "currency": "USD"}),
+        "Claim.total: is less than the sum of item.net",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_every_refusal_names_its_field(case: str) -> None:
+    """Standalone intake refuses with the message and the field path."""
+    claim, expected = REFUSALS[case]
+    with pytest.raises(ClaimRefused) as caught:
+        treatment_from_claim(claim)
+    assert expected in [str(error) for error in caught.value.errors]
+    assert expected in str(caught.value)
+    assert str(caught.value).startswith("Claim/c1 refused: ")
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"patient": {"reference": "urn:uuid:nobody"}},
+            "Claim.patient: does not resolve to a Patient",
+        ),
+        (
+            {"diagnosis": [{"sequence": 1, "diagnosisReference": {"reference": "x"}}]},
+            "Claim.diagnosis[0].diagnosisReference: does not resolve to a Condition",
+        ),
+        (
+            {"provider": {"reference": "urn:uuid:nowhere"}},
+            "Claim.provider: does not resolve to an Organization",
+        ),
+    ],
+)
+def test_unresolved_bundle_references_are_refused(
+    tmp_path: Path, change: dict[str, Any], expected: str
+) -> None:
+    contents = read_bundle(_write(tmp_path, "b.json", _bundle(claim=change)))
+    assert contents.treatments == []
+    assert expected in [str(error) for error in contents.refused[0].errors]
