@@ -19,7 +19,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from claims.errors import ConfigError, NotFound
-from claims.keys import KeyStore
+from claims.keys import DEMO_PASSPHRASE, KeyStore, passphrase_from_env
 from claims.policy import Policy
 from claims.settings import Settings
 from claims.store import (
@@ -45,6 +45,9 @@ LEDGER_ORIGIN = "claims.consortium.example/ledger"
 
 LEDGER_KEY = "ledger"
 
+DEMO_MARKER = ".claims-demo"
+"""A workspace holding this file was made by `claims demo` (see `claims.keys`)."""
+
 
 class Consortium:
     """One workspace: its store, its members' keys and its ledger.
@@ -62,7 +65,11 @@ class Consortium:
         self.clock = clock
         settings.workspace.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.database_url, clock=clock)
-        self.keys = KeyStore(settings.keys_dir)
+        demo = (settings.workspace / DEMO_MARKER).exists()
+        self.keys = KeyStore(
+            settings.keys_dir,
+            passphrase_from_env(DEMO_PASSPHRASE if demo else None),
+        )
 
     @classmethod
     def open(cls, workspace: Path | str | None = None) -> Consortium:

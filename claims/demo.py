@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from claims.consortium import Consortium
+from claims.consortium import DEMO_MARKER, Consortium
 from claims.errors import ConfigError
 from claims.fhir_intake import load_directory
 from claims.hospital import issue_treatment_credential, publish_status_list, revoke
@@ -50,7 +50,6 @@ __all__ = ["DemoOptions", "example_bundles", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
-DEMO_MARKER = ".claims-demo"
 OUTSIDER = "outside-clinic"
 
 

@@ -1,64 +1,206 @@
-"""Member keys on disk: one Ed25519 seed per member, readable by its owner only.
+"""Member keys at rest: Ed25519 seeds sealed under the workspace passphrase.
+
+Every key file in a workspace's `keys/` folder holds one 32-byte seed sealed
+with libsodium's secretbox (XSalsa20-Poly1305, a fresh nonce per file) under a
+key-encryption key derived from the passphrase with Argon2id (RFC 9106). The
+Argon2id salt and work factors live in `keys/kdf.json`; the derivation runs
+once per process and workspace, so a consortium of a hundred members does not
+pay a hundred derivations. Files are created with mode 0600.
+
+The passphrase comes from `$CLAIMS_KEY_PASSPHRASE` or, in a terminal, from a
+prompt (the CLI passes one in); never from a command-line argument, and it is
+never logged. A workspace made by `claims demo` uses the published demo
+passphrase unless the environment sets one: demo keys protect nothing.
 
 In the embedded default every member's key sits in the one workspace, which is
 what a single-machine demo needs and nothing more: when members run on their
-own machines each keeps only its own file. A key file holds the 32-byte seed
-in hex and is created with mode 0600.
+own machines each keeps only its own file.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import getpass
+import hashlib
+import json
+import logging
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import nacl.pwhash
+import nacl.secret
+import nacl.utils
+from nacl.exceptions import CryptoError
 
 from claims.errors import ConfigError
 from credentials.keys import Ed25519Key
 
-__all__ = ["KeyStore"]
+__all__ = ["DEMO_PASSPHRASE", "PASSPHRASE_ENV", "KeyStore", "passphrase_from_env"]
+
+logger = logging.getLogger(__name__)
+
+PASSPHRASE_ENV = "CLAIMS_KEY_PASSPHRASE"
+DEMO_PASSPHRASE = "claims-demo-passphrase"
+"""Seals the keys of demo workspaces only; it is public, so they are not secret."""
+
+_FORMAT = "claims-sealed-seed/1"
+_OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
+_MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+
+# Derived key-encryption keys, by (kdf file, passphrase digest): one derivation
+# per process and workspace.
+_KEKS: dict[tuple[str, bytes], bytes] = {}
+
+
+def passphrase_from_env(default: str | None = None) -> Callable[[], str]:
+    """A passphrase source: `$CLAIMS_KEY_PASSPHRASE`, else `default`, else a
+    prompt when a terminal is attached, else refuse. Asked once per source."""
+    remembered: list[str] = []
+
+    def source() -> str:
+        if remembered:
+            return remembered[0]
+        value = os.environ.get(PASSPHRASE_ENV) or default
+        if not value and sys.stdin.isatty():
+            value = getpass.getpass("workspace key passphrase: ")
+        if not value:
+            raise ConfigError(
+                "the workspace keys need a passphrase",
+                remedy=f"set {PASSPHRASE_ENV}, or run the command in a terminal",
+            )
+        remembered.append(value)
+        return value
+
+    return source
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: object, what: str, path: Path) -> bytes:
+    if not isinstance(text, str):
+        raise ConfigError(f"key file {path} is damaged: {what} is missing")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"key file {path} is damaged: {what} is not base64") from None
 
 
 class KeyStore:
-    """The `keys/` folder of a workspace."""
+    """The `keys/` folder of a workspace.
 
-    def __init__(self, folder: Path) -> None:
+    Args:
+        folder: where the key files are.
+        passphrase: called when a key must be sealed or opened; omitted,
+            `$CLAIMS_KEY_PASSPHRASE` is required.
+    """
+
+    def __init__(
+        self, folder: Path, passphrase: Callable[[], str] | None = None
+    ) -> None:
         self.folder = folder
+        self._passphrase = passphrase or passphrase_from_env()
+        self._cache: dict[str, Ed25519Key] = {}
 
     def _path(self, name: str) -> Path:
-        if not name or "/" in name or name.startswith("."):
+        if not name or "/" in name or name.startswith(".") or name == "kdf":
             raise ConfigError(f"{name!r} is not a usable key name")
         return self.folder / f"{name}.key"
+
+    def _kek(self) -> bytes:
+        """The key-encryption key: Argon2id of the passphrase, once per process."""
+        kdf = self.folder / "kdf.json"
+        if not kdf.exists():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            params = {
+                "kdf": "argon2id",
+                "salt": _b64(nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)),
+                "opslimit": _OPS,
+                "memlimit": _MEM,
+            }
+            _write_private(kdf, json.dumps(params), exclusive=False)
+        try:
+            params = json.loads(kdf.read_text(encoding="utf-8"))
+            salt = _unb64(params["salt"], "salt", kdf)
+            ops, mem = int(params["opslimit"]), int(params["memlimit"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{kdf} is damaged: {type(exc).__name__}") from None
+        passphrase = self._passphrase().encode("utf-8")
+        cache_key = (str(kdf.resolve()), hashlib.sha256(passphrase).digest())
+        if cache_key not in _KEKS:
+            _KEKS[cache_key] = nacl.pwhash.argon2id.kdf(
+                nacl.secret.SecretBox.KEY_SIZE,
+                passphrase,
+                salt,
+                opslimit=ops,
+                memlimit=mem,
+            )
+        return _KEKS[cache_key]
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
 
     def load(self, name: str) -> Ed25519Key:
-        """The key called `name`; `ConfigError` if there is none or it is damaged."""
+        """The key called `name`.
+
+        Raises `ConfigError` when it is absent or damaged, or the passphrase
+        does not open it.
+        """
+        if name in self._cache:
+            return self._cache[name]
         path = self._path(name)
         try:
-            seed = bytes.fromhex(path.read_text(encoding="ascii").strip())
+            data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(
                 f"no key named {name!r} in {self.folder}",
                 remedy="create it first (for example `claims hospital init`)",
             ) from None
         except (UnicodeDecodeError, ValueError):
-            raise ConfigError(f"key file {path} is damaged: not a hex seed") from None
-        if len(seed) != 32:
-            raise ConfigError(f"key file {path} is damaged: seed is not 32 bytes")
-        return Ed25519Key.from_seed(seed)
+            raise ConfigError(f"key file {path} is damaged: not JSON") from None
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise ConfigError(f"key file {path} is not a sealed key ({_FORMAT})")
+        sealed = _unb64(data.get("sealed"), "sealed", path)
+        try:
+            seed = nacl.secret.SecretBox(self._kek()).decrypt(sealed)
+        except CryptoError:
+            raise ConfigError(
+                f"key file {path} does not open: wrong passphrase, or the file was"
+                " changed",
+                remedy=f"check {PASSPHRASE_ENV}",
+            ) from None
+        key = Ed25519Key.from_seed(seed)
+        if data.get("did") != key.did:
+            raise ConfigError(f"key file {path} does not match the DID it names")
+        self._cache[name] = key
+        return key
 
     def create(self, name: str) -> Ed25519Key:
-        """Generate and save a new key; refuses to overwrite an existing one."""
+        """Generate, seal and save a new key; refuses to overwrite an existing one."""
         path = self._path(name)
-        self.folder.mkdir(parents=True, exist_ok=True)
         key = Ed25519Key.generate()
+        sealed = nacl.secret.SecretBox(self._kek()).encrypt(key.seed)
+        document = {"format": _FORMAT, "did": key.did, "sealed": _b64(bytes(sealed))}
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            _write_private(path, json.dumps(document), exclusive=True)
         except FileExistsError:
             raise ConfigError(f"a key named {name!r} already exists") from None
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(key.seed.hex() + "\n")
+        self._cache[name] = key
+        logger.debug("created key %s (%s)", name, key.did)
         return key
 
     def load_or_create(self, name: str) -> Ed25519Key:
         return self.load(name) if self.exists(name) else self.create(name)
+
+
+def _write_private(path: Path, text: str, *, exclusive: bool) -> None:
+    """Write a file readable by its owner only (0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)

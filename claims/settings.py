@@ -64,5 +64,8 @@ def quiet_prefect(*, debug: bool = False, home: Path | None = None) -> None:
     os.environ.setdefault("PREFECT_LOGGING_INTERNAL_LEVEL", "ERROR")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("PREFECT_UI_ENABLED", "false")
+    # The local server can take longer than Prefect's 20 s to start on a busy
+    # two-core machine; waiting beats failing the run.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     if home is not None:
         os.environ.setdefault("PREFECT_HOME", str(home))

@@ -14,6 +14,9 @@ os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="claims-prefect-")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
+# On a loaded 2-core machine the ephemeral server can take longer than the
+# default 20 s to answer.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.pop("CLAIMS_DATABASE_URL", None)
 os.environ.pop("CLAIMS_WORKSPACE", None)
 
