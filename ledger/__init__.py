@@ -6,7 +6,11 @@ Modules:
 - `ledger.note`: C2SP signed notes, checkpoints and witness cosignatures.
 - `ledger.log`: `TransparencyLog`, stored in the claims database.
 - `ledger.receipt`: `verify_receipt`, offline.
-- `ledger.witness`: `Witness`, which cosigns only consistent checkpoints.
+- `ledger.witness`: `Witness`, which cosigns only consistent checkpoints,
+  and the C2SP tlog-witness request body format.
+- `ledger.service`: the witness as a FastAPI router (``add-checkpoint``).
+- `ledger.witness_client`: `RemoteWitness`, a witness reached over HTTP.
+- `ledger.audit`: `audit`, every finding of a full re-check of a stored log.
 - `ledger.records`: typed, versioned record builders (no patient data).
 - `ledger.cli`: the ``claims ledger`` commands that need no store.
 

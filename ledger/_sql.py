@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-__all__ = ["bulk_insert", "existing_keys_sql", "node_lookup_sql"]
+__all__ = ["bulk_insert", "existing_keys_qmark", "existing_keys_sql", "node_lookup_sql"]
 
 
 @functools.lru_cache(maxsize=256)
@@ -39,6 +39,15 @@ def existing_keys_sql(count: int) -> sa.TextClause:
     names = ", ".join(f":k{n}" for n in range(count))
     return sa.text(
         f"SELECT log_id, entry_key, idx FROM ledger_entry WHERE entry_key IN ({names})"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def existing_keys_qmark(count: int) -> str:
+    """`existing_keys_sql` for drivers with ``?`` placeholders (SQLite)."""
+    marks = ", ".join("?" * count)
+    return (
+        f"SELECT log_id, entry_key, idx FROM ledger_entry WHERE entry_key IN ({marks})"
     )
 
 

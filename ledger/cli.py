@@ -108,6 +108,17 @@ def verify_receipt_command(
             " file asks for)."
         ),
     ] = 0,
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            help="An EVM JSON-RPC endpoint: also check the receipt's chain anchor"
+            " (needs the `chain` extra)."
+        ),
+    ] = None,
+    anchor_address: Annotated[
+        str | None,
+        typer.Option(help="The consortium's anchoring account (with --rpc)."),
+    ] = None,
 ) -> None:
     """Verify a settlement receipt offline: checkpoint signature, quorum, inclusion.
 
@@ -122,11 +133,40 @@ def verify_receipt_command(
         )
     except LedgerError as exc:
         raise _fail(f"receipt NOT verified: {exc}") from exc
+    anchored = ""
+    if rpc is not None:
+        anchored = _check_anchor(receipt, rpc, anchor_address)
+    elif isinstance(receipt.get("anchor"), dict):
+        anchored = ", chain anchor not checked (give --rpc)"
     typer.echo(
         f"receipt verified: entry {result.leaf_index} of {result.checkpoint.origin} "
         f"at tree size {result.checkpoint.size}, signed by "
         f"{', '.join(result.log_signers)}, {len(result.cosigners)} cosignature(s)"
+        f"{anchored}"
     )
+
+
+def _web3_for(url: str) -> Any:
+    """A web3 client for ``url`` (tests substitute an in-process chain)."""
+    from web3 import HTTPProvider, Web3
+
+    return Web3(HTTPProvider(url))
+
+
+def _check_anchor(receipt: dict[str, Any], rpc: str, address: str | None) -> str:
+    if address is None:
+        raise _fail("error: --rpc needs --anchor-address, the anchoring account")
+    from ledger.anchor import verify_anchor
+
+    try:
+        web3 = _web3_for(rpc)
+    except ImportError as exc:
+        raise _fail("error: --rpc needs the `chain` extra (web3)") from exc
+    try:
+        block = verify_anchor(receipt, web3, address)
+    except LedgerError as exc:
+        raise _fail(f"receipt NOT verified: {exc}") from exc
+    return f", anchored in block {block}"
 
 
 @app.command("verify-checkpoint")

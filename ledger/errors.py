@@ -22,9 +22,16 @@ Every error the package raises on purpose derives from `LedgerError`.
     ├── ReceiptError            a receipt fails offline verification (`step` says where)
     └── WitnessError            a witness refuses to cosign
         ├── UnknownLog          a checkpoint from a log the witness does not follow
+        │   └── NotSignedByLog  the origin is followed, its key did not sign
+        ├── BadRequest          an add-checkpoint request that cannot be parsed
         ├── SizeConflict        the caller's idea of the witness state is stale
         ├── RollbackRefused     a checkpoint smaller than one already cosigned
         └── ForkDetected        same size, different root, or an inconsistent tree
+            └── InconsistentProof  the consistency proof does not verify
+
+The witness errors map to the C2SP tlog-witness status codes: UnknownLog
+404, NotSignedByLog 403, BadRequest and RollbackRefused 400, SizeConflict
+and ForkDetected 409, InconsistentProof 422 (see `ledger.service`).
 
 Messages name origins, sizes, indices, key names and hashes, never key
 material or the contents of a record.
@@ -35,7 +42,9 @@ from __future__ import annotations
 __all__ = [
     "BadSignature",
     "EntryNotFound",
+    "BadRequest",
     "ForkDetected",
+    "InconsistentProof",
     "HashSizeError",
     "InvalidKey",
     "InvalidRecord",
@@ -44,6 +53,7 @@ __all__ = [
     "LogError",
     "MalformedNote",
     "NotCheckpointed",
+    "NotSignedByLog",
     "NoteError",
     "ProofError",
     "ProofLengthError",
@@ -131,7 +141,8 @@ class ReceiptError(LedgerError):
     """Raised when a receipt fails offline verification.
 
     `step` names the verification step that failed (``"structure"``,
-    ``"keys"``, ``"checkpoint"``, ``"cosignatures"``, ``"inclusion"``).
+    ``"keys"``, ``"checkpoint"``, ``"cosignatures"``, ``"inclusion"``, and
+    ``"anchor"`` from `ledger.anchor.verify_anchor`).
     """
 
     def __init__(self, step: str, reason: str) -> None:
@@ -166,3 +177,15 @@ class RollbackRefused(WitnessError):
 
 class ForkDetected(WitnessError):
     """Raised when a checkpoint is inconsistent with one the witness cosigned."""
+
+
+class NotSignedByLog(UnknownLog):
+    """Raised when the key followed for a checkpoint's origin did not sign it."""
+
+
+class BadRequest(WitnessError):
+    """Raised when an add-checkpoint request body breaks the tlog-witness format."""
+
+
+class InconsistentProof(ForkDetected):
+    """Raised when the consistency proof from the cosigned size does not verify."""

@@ -16,6 +16,7 @@ database write lock instead).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,7 +29,12 @@ from sqlmodel import SQLModel
 
 from ledger import merkle
 from ledger._canonical import canonical_bytes
-from ledger._sql import bulk_insert, existing_keys_sql, node_lookup_sql
+from ledger._sql import (
+    bulk_insert,
+    existing_keys_qmark,
+    existing_keys_sql,
+    node_lookup_sql,
+)
 from ledger._tables import (
     LedgerCheckpoint,
     LedgerEntry,
@@ -44,6 +50,7 @@ from ledger.errors import (
     NoteError,
     ProofError,
     QuorumNotReached,
+    SizeConflict,
     WitnessError,
 )
 from ledger.note import (
@@ -57,7 +64,8 @@ from ledger.note import (
 from ledger.receipt import RECEIPT_FORMAT
 
 if TYPE_CHECKING:
-    from ledger.witness import Witness
+    from ledger.audit import Finding
+    from ledger.witness import CheckpointWitness
 
 __all__ = ["TransparencyLog"]
 
@@ -114,6 +122,11 @@ class TransparencyLog:
             logger.debug("log %s was created concurrently", self.origin)
         with self.engine.begin() as conn:
             return int(conn.execute(query).scalar_one())
+
+    @property
+    def log_id(self) -> int:
+        """The row id of this log in ``ledger_log`` (every ledger row carries it)."""
+        return self._log_id
 
     # -- reading -----------------------------------------------------------
 
@@ -232,9 +245,10 @@ class TransparencyLog:
         batch, returns the index it has and stores nothing; the record given
         with it again is not compared with the stored one.
         """
-        # Plan: 1. check and canonicalise; 2. lock the log row and find keys
-        # already present; 3. hash new leaves and the complete subtrees they
-        # finish; 4. insert entries and nodes, bump the size.
+        # Plan: 1. check keys and record types; 2. lock the log row, find
+        # keys already present, canonicalise and hash the new records; 3. the
+        # complete subtrees they finish; 4. insert entries and nodes, bump
+        # the size.
 
         # 1.
         if len(records) != len(keys):
@@ -244,7 +258,9 @@ class TransparencyLog:
                 raise InvalidRecord(f"key {position} must be a string of 1-255 chars")
         if not records:
             return []
-        canonical = [canonical_bytes(record) for record in records]
+        for position, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise InvalidRecord(f"record {position} must be a dict")
 
         with self.engine.begin() as conn:
             # 2.
@@ -253,15 +269,19 @@ class TransparencyLog:
             indexes: list[int] = []
             new_entries: list[tuple[int, int, str, bytes]] = []
             new_leaves: list[bytes] = []
-            for key, data in zip(keys, canonical, strict=True):
+            log_id, sha256 = self._log_id, hashlib.sha256
+            for key, record in zip(keys, records, strict=True):
                 if key in known:
                     indexes.append(known[key])
                     continue
+                # only new records are canonicalised: a retry costs a lookup
+                data = canonical_bytes(record)
                 index = size + len(new_entries)
                 known[key] = index
                 indexes.append(index)
-                new_entries.append((self._log_id, index, key, data))
-                new_leaves.append(merkle.leaf_hash(data))
+                new_entries.append((log_id, index, key, data))
+                # RFC 9162 section 2.1.1 leaf hash, inlined (`merkle.leaf_hash`)
+                new_leaves.append(sha256(b"\x00" + data).digest())
             if not new_entries:
                 return indexes
 
@@ -287,12 +307,19 @@ class TransparencyLog:
     def _existing_keys(self, conn: Connection, keys: Sequence[str]) -> dict[str, int]:
         unique = sorted(set(keys))
         found: dict[str, int] = {}
+        qmark = conn.dialect.paramstyle == "qmark"
         for start in range(0, len(unique), _KEY_CHUNK):
             chunk = unique[start : start + _KEY_CHUNK]
-            params = {f"k{n}": key for n, key in enumerate(chunk)}
-            for row in conn.execute(existing_keys_sql(len(chunk)), params):
-                if row.log_id == self._log_id:
-                    found[str(row.entry_key)] = int(row.idx)
+            if qmark:  # SQLite: skip SQLAlchemy's named-parameter processing
+                rows = conn.exec_driver_sql(
+                    existing_keys_qmark(len(chunk)), tuple(chunk)
+                )
+            else:
+                params = {f"k{n}": key for n, key in enumerate(chunk)}
+                rows = conn.execute(existing_keys_sql(len(chunk)), params)
+            for log_id, key, index in rows:
+                if log_id == self._log_id:
+                    found[str(key)] = int(index)
         return found
 
     def _new_nodes(
@@ -302,17 +329,19 @@ class TransparencyLog:
         border = _frontier(size)
         stored = self._nodes(conn, border)
         stack = [(level, index, stored[(level, index)]) for level, index in border]
-        log_id = self._log_id
+        log_id, sha256 = self._log_id, hashlib.sha256
         rows: list[tuple[int, int, int, bytes]] = []
+        add, push, pop = rows.append, stack.append, stack.pop
         for offset, leaf in enumerate(leaves):
             level, index, value = 0, size + offset, leaf
-            rows.append((log_id, 0, index, value))
+            add((log_id, 0, index, value))
             while stack and stack[-1][0] == level:
-                _, _, left = stack.pop()
+                left = pop()[2]
                 level, index = level + 1, index >> 1
-                value = merkle.node_hash(left, value)
-                rows.append((log_id, level, index, value))
-            stack.append((level, index, value))
+                # RFC 9162 section 2.1.1 node hash, inlined (`merkle.node_hash`)
+                value = sha256(b"\x01" + left + value).digest()
+                add((log_id, level, index, value))
+            push((level, index, value))
         return rows
 
     # -- checkpoints -------------------------------------------------------
@@ -378,7 +407,7 @@ class TransparencyLog:
                 .values(note=note)
             )
 
-    def cosign(self, witnesses: Sequence[Witness], k: int) -> str:
+    def cosign(self, witnesses: Sequence[CheckpointWitness], k: int) -> str:
         """Ask ``witnesses`` to cosign the latest checkpoint; need ``k`` of them.
 
         Each witness gets a consistency proof from the size it last cosigned
@@ -395,8 +424,14 @@ class TransparencyLog:
         for witness in witnesses:
             old_size = witness.known_size(self.origin)
             try:
-                proof = self.consistency_proof(old_size, body.size)
-                lines.append(witness.add_checkpoint(note, old_size, proof))
+                try:
+                    proof = self.consistency_proof(old_size, body.size)
+                    lines.append(witness.add_checkpoint(note, old_size, proof))
+                except SizeConflict as exc:
+                    # C2SP tlog-witness: retry once from the size it reported
+                    # (a remote witness's size is only learned this way).
+                    proof = self.consistency_proof(exc.known_size, body.size)
+                    lines.append(witness.add_checkpoint(note, exc.known_size, proof))
             except (WitnessError, EntryNotFound) as exc:
                 logger.debug("witness %s refused: %s", witness.name, exc)
                 refused.append(f"{witness.name} ({exc})")
@@ -461,6 +496,14 @@ class TransparencyLog:
             self._verify_no_extra_nodes(conn, size)
             self._verify_checkpoints(conn, size)
         logger.debug("log %s: verified %d entries", self.origin, size)
+
+    def audit(
+        self, cosigner_vkeys: Sequence[str] = (), *, quorum: int = 0
+    ) -> list[Finding]:
+        """Every finding of a full audit (see `ledger.audit.audit`); [] if sound."""
+        from ledger.audit import audit
+
+        return audit(self, cosigner_vkeys, quorum=quorum)
 
     def _chunks(self, count: int) -> Iterator[tuple[int, int]]:
         for start in range(0, count, _VERIFY_CHUNK):

@@ -40,6 +40,7 @@ __all__ = [
     "open_note",
     "sign_note",
     "unverified_signers",
+    "unverified_text",
     "verify_note",
 ]
 
@@ -440,6 +441,12 @@ def add_signature_lines(note: str, lines: Sequence[str]) -> str:
             seen.add((line.name, line.key_id))
             block += line.line + "\n"
     return text + "\n" + block
+
+
+def unverified_text(note: str | bytes) -> str:
+    """The text of a well-formed note, before any signature is checked."""
+    text, _ = _split_note(note)
+    return text
 
 
 def unverified_signers(note: str) -> list[tuple[str, int]]:

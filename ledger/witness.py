@@ -37,8 +37,11 @@ from sqlmodel import SQLModel
 from ledger import merkle
 from ledger._tables import LedgerWitnessState
 from ledger.errors import (
+    BadRequest,
     ForkDetected,
+    InconsistentProof,
     NoteError,
+    NotSignedByLog,
     ProofError,
     RollbackRefused,
     SizeConflict,
@@ -50,19 +53,51 @@ from ledger.note import (
     Checkpoint,
     CosignatureSigner,
     NoteVerifier,
+    unverified_text,
     verify_note,
 )
 
 __all__ = [
+    "MAX_PROOF_LINES",
+    "SIZE_MEDIA_TYPE",
+    "CheckpointWitness",
     "FileWitnessState",
     "SqlWitnessState",
     "Witness",
     "WitnessStateStore",
+    "format_add_checkpoint",
+    "parse_add_checkpoint",
 ]
 
 logger = logging.getLogger(__name__)
 
 _state_t: sa.Table = LedgerWitnessState.__table__  # type: ignore[attr-defined]
+
+#: C2SP tlog-witness: a client sends at most 63 consistency proof lines.
+MAX_PROOF_LINES = 63
+#: C2SP tlog-witness: the media type of a 409 answer (the cosigned size).
+SIZE_MEDIA_TYPE = "text/x.tlog.size"
+
+
+class CheckpointWitness(Protocol):
+    """What `TransparencyLog.cosign` needs of a witness, local or remote."""
+
+    name: str
+
+    @property
+    def vkey(self) -> str:
+        """The witness's cosigner verifier key (type 0x04)."""
+        ...
+
+    def known_size(self, origin: str) -> int:
+        """The size last cosigned for ``origin``, as far as the caller knows."""
+        ...
+
+    def add_checkpoint(
+        self, note: str, old_size: int, proof: Sequence[bytes] = ()
+    ) -> str:
+        """Cosign ``note`` or raise a `WitnessError`; returns the line."""
+        ...
 
 
 class WitnessStateStore(Protocol):
@@ -248,6 +283,11 @@ class Witness:
         where = f"witness {self.name}, log {origin}"
 
         # 2.
+        if old_size > checkpoint.size:
+            raise RollbackRefused(
+                f"{where}: checkpoint size {checkpoint.size} is smaller than the "
+                f"old size {old_size}"
+            )
         if old_size != known_size:
             raise SizeConflict(
                 f"{where}: old size {old_size} given, last cosigned size is "
@@ -278,7 +318,7 @@ class Witness:
                 checkpoint.root_hash,
             )
         except ProofError as exc:
-            raise ForkDetected(
+            raise InconsistentProof(
                 f"{where}: size {checkpoint.size} is not consistent with "
                 f"cosigned size {known_size}: {exc}"
             ) from exc
@@ -298,19 +338,69 @@ class Witness:
         return f"\u2014 {self.name} {base64.b64encode(data).decode('ascii')}\n"
 
     def _verified_checkpoint(self, note: str) -> tuple[Checkpoint, str]:
+        """C2SP tlog-witness: an unknown origin first (404), then its key (403)."""
         try:
-            opened = verify_note(note, self._logs.values())
+            origin = Checkpoint.from_text(unverified_text(note)).origin
+        except NoteError as exc:
+            raise BadRequest(f"witness {self.name}: {exc}") from exc
+        expected = self._logs.get(origin)
+        if expected is None:
+            raise UnknownLog(f"witness {self.name} does not follow log {origin}")
+        try:
+            opened = verify_note(note, [expected])
             checkpoint = Checkpoint.from_text(opened.text)
         except NoteError as exc:
-            raise UnknownLog(
+            raise NotSignedByLog(
                 f"witness {self.name}: checkpoint not signed by a followed log: {exc}"
             ) from exc
-        expected = self._logs.get(checkpoint.origin)
-        if expected is None or not any(
-            (s.name, s.key_id) == (expected.name, expected.key_id)
-            for s in opened.signatures
-        ):
-            raise UnknownLog(
-                f"witness {self.name} does not follow log {checkpoint.origin}"
-            )
         return checkpoint, opened.text
+
+
+def format_add_checkpoint(old_size: int, proof: Sequence[bytes], note: str) -> bytes:
+    """The body of a C2SP tlog-witness ``add-checkpoint`` request."""
+    lines = [f"old {old_size}\n"]
+    lines.extend(base64.b64encode(value).decode("ascii") + "\n" for value in proof)
+    return ("".join(lines) + "\n" + note).encode("utf-8")
+
+
+def parse_add_checkpoint(body: bytes) -> tuple[int, list[bytes], str]:
+    """Split an ``add-checkpoint`` body into old size, proof hashes and note.
+
+    C2SP tlog-witness section "add-checkpoint": an ``old <size>`` line, at
+    most 63 base64 hash lines, an empty line, then the checkpoint note.
+    Raises `BadRequest` naming what is wrong.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest("request body is not UTF-8") from exc
+    head, separator, note = text.partition("\n\n")
+    if not separator:
+        raise BadRequest("request has no empty line before the checkpoint")
+    first, *hash_lines = head.split("\n")
+    size_text = first.removeprefix("old ")
+    if (
+        first == size_text
+        or not size_text.isascii()
+        or not size_text.isdigit()
+        or (size_text != "0" and size_text.startswith("0"))
+        or len(size_text) > 19
+    ):
+        raise BadRequest("first line is not 'old <decimal size>'")
+    old_size = int(size_text)
+    if old_size > 2**63 - 1:
+        raise BadRequest(f"old size {old_size} is beyond 2^63-1")
+    if len(hash_lines) > MAX_PROOF_LINES:
+        raise BadRequest(
+            f"request has {len(hash_lines)} proof lines, at most {MAX_PROOF_LINES}"
+        )
+    proof: list[bytes] = []
+    for number, line in enumerate(hash_lines, start=1):
+        try:
+            value = base64.b64decode(line.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise BadRequest(f"proof line {number} is not base64") from exc
+        if len(value) != merkle.HASH_SIZE or base64.b64encode(value).decode() != line:
+            raise BadRequest(f"proof line {number} is not a base64 32-byte hash")
+        proof.append(value)
+    return old_size, proof, note

@@ -1,14 +1,160 @@
-"""`claims ledger`: offline checks (from `ledger.cli`) and workspace commands."""
+"""`claims ledger`: offline checks (from `ledger.cli`) and workspace commands.
+
+`prove` writes a receipt for one entry of the workspace's log; `verify`
+audits the whole log (entries, stored hashes, checkpoints, cosignatures,
+witness states) and exits 1 listing every finding.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
-from ledger.cli import app as ledger_app
+from claims.cli._common import STATE, console, emit_json, errors
+from claims.errors import NotFound
+from ledger.cli import verify_checkpoint_command, verify_receipt_command
 
-__all__ = ["register"]
+__all__ = ["app", "register"]
+
+app = typer.Typer(
+    name="ledger",
+    help="Prove and audit the workspace's ledger; verify receipts and checkpoints.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("verify-receipt")(verify_receipt_command)
+app.command("verify-checkpoint")(verify_checkpoint_command)
+
+
+def _consortium() -> Any:
+    from claims.consortium import Consortium
+
+    settings = STATE.settings()
+    if (
+        settings.database_url.startswith("sqlite")
+        and not (settings.workspace / "claims.db").exists()
+    ):
+        raise NotFound(
+            f"no store in {settings.workspace}",
+            remedy="run `claims demo` first, or pass --workspace",
+        )
+    return Consortium.open(STATE.workspace)
+
+
+def _entry_index(consortium: Any, entry_id: str) -> int:
+    """A leaf index, an idempotency key, or a claim id (its settlement)."""
+    log = consortium.ledger
+    if entry_id.isascii() and entry_id.isdigit():
+        index = int(entry_id)
+        if index >= log.size():
+            raise NotFound(
+                f"entry {index} is beyond the ledger (size {log.size()})",
+                remedy="give an index below the size, a record key or a claim id",
+            )
+        return index
+    for key in (entry_id, f"settlement:settlement-{entry_id}"):
+        index = log.index_for_key(key)
+        if index is not None:
+            return int(index)
+    raise NotFound(
+        f"no ledger entry with key {entry_id!r} and no settlement of a claim "
+        "with that id",
+        remedy="check the id with `claims status`, or give the leaf index",
+    )
+
+
+@app.command("prove")
+def prove(
+    entry_id: Annotated[
+        str,
+        typer.Argument(
+            help="A leaf index, a record's idempotency key, or a claim id (its"
+            " settlement)."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the receipt here [default: stdout]."),
+    ] = None,
+) -> None:
+    """Write a self-contained receipt for one ledger entry.
+
+    The receipt holds the entry, its inclusion proof and the latest cosigned
+    checkpoint; check it offline with `claims ledger verify-receipt`.
+
+    Example: claims ledger prove 1b4e28ba-2fa1-11d2-883f-0016d3cca427 -o r.json
+    """
+    consortium = _consortium()
+    index = _entry_index(consortium, entry_id)
+    receipt = consortium.ledger.receipt(index)
+    text = json.dumps(receipt, indent=2)
+    if out is None:
+        typer.echo(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n", encoding="utf-8")
+    errors.print(
+        f"wrote the receipt of entry {index} (tree size {receipt['tree_size']})"
+        f" to {out}",
+        highlight=False,
+    )
+
+
+@app.command("verify")
+def verify(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the findings as JSON.")
+    ] = False,
+) -> None:
+    """Audit the whole ledger of the workspace; exit 1 listing what is wrong.
+
+    Recomputes every leaf and the root from the entries, checks every stored
+    subtree hash, every checkpoint (signature, root, consistency with the
+    others), every cosignature by a member's witness and the quorum, and
+    every witness's last cosigned state. A changed, deleted, inserted or
+    reordered entry and a forked checkpoint are named by entry index.
+
+    Example: claims -w demo-ws ledger verify
+    """
+    consortium = _consortium()
+    log = consortium.ledger
+    witnesses = [w.vkey for w in consortium.witnesses()]
+    findings = log.audit(witnesses, quorum=consortium.witness_quorum())
+    size = log.size()
+    if as_json:
+        emit_json(
+            {
+                "origin": log.origin,
+                "size": size,
+                "ok": not findings,
+                "findings": [
+                    {"kind": f.kind, "index": f.index, "message": f.message}
+                    for f in findings
+                ],
+            }
+        )
+    elif not findings:
+        console.print(
+            f"ledger verified: {log.origin}, {size} entries, root"
+            f" {log.root(size).hex()}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        errors.print(
+            f"[red]ledger NOT verified[/red]: {len(findings)} finding(s)",
+            highlight=False,
+        )
+        for finding in findings:
+            where = "-" if finding.index is None else str(finding.index)
+            errors.print(f"  {finding.kind} at entry {where}: {finding}", markup=False)
+    if findings:
+        raise typer.Exit(code=1)
 
 
 def register(root: typer.Typer) -> None:
     """Add `claims ledger ...` to the root command."""
-    root.add_typer(ledger_app, name="ledger", help="Verify receipts and checkpoints.")
+    root.add_typer(app, name="ledger")

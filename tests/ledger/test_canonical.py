@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import rfc8785
 
+from ledger import _canonical
 from ledger._canonical import canonical_bytes
 from ledger.errors import InvalidRecord
 
@@ -33,11 +34,26 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
     return [_random_value(rng, depth + 1) for _ in range(rng.randrange(4))]
 
 
-def test_fast_path_matches_rfc8785_on_random_records() -> None:
+@pytest.fixture(params=["orjson", "stdlib"])
+def encoder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the orjson fast path and with the standard library one."""
+    if request.param == "stdlib":
+        monkeypatch.setattr(_canonical, "orjson", None)
+    return str(request.param)
+
+
+def test_fast_path_matches_rfc8785_on_random_records(encoder: str) -> None:
     rng = random.Random(1)
     for _ in range(2000):
         record = {"k": _random_value(rng), "x": _random_value(rng)}
         assert canonical_bytes(record) == rfc8785.dumps(record)
+
+
+def test_every_ascii_character_is_escaped_as_rfc8785_does(encoder: str) -> None:
+    for code in range(128):
+        char = chr(code)
+        record = {"k" + char: [char, {"z": char, "a": 1}], "n": None, "b": True}
+        assert canonical_bytes(record) == rfc8785.dumps(record), code
 
 
 def test_key_order_follows_utf16_code_units() -> None:

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from ledger import merkle
 from ledger.errors import (
     ForkDetected,
+    NotSignedByLog,
     QuorumNotReached,
     RollbackRefused,
     SizeConflict,
@@ -131,8 +132,14 @@ def test_unknown_log_or_key_is_refused(
     other = NoteSigner.generate("other.example/log")
     witness.follow(other.vkey, origin=ORIGIN + "x")
     note = sign_note(Checkpoint(ORIGIN, 0, merkle.EMPTY_ROOT).to_text(), [other])
-    with pytest.raises(UnknownLog, match=f"does not follow log {ORIGIN}"):
+    with pytest.raises(NotSignedByLog, match="not signed by a followed log"):
         witness.add_checkpoint(note, 0, [])
+    elsewhere = sign_note(
+        Checkpoint("else.example", 0, merkle.EMPTY_ROOT).to_text(), [other]
+    )
+    with pytest.raises(UnknownLog, match="does not follow log else.example") as caught:
+        witness.add_checkpoint(elsewhere, 0, [])
+    assert not isinstance(caught.value, NotSignedByLog)
 
 
 def test_quorum_not_reached_stores_what_was_collected(
