@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -122,7 +123,10 @@ class KeyStore:
                 "opslimit": _OPS,
                 "memlimit": _MEM,
             }
-            _write_private(kdf, json.dumps(params), exclusive=False)
+            try:
+                _write_private(kdf, json.dumps(params))
+            except FileExistsError:
+                logger.debug("another process created %s first", kdf)
         try:
             params = json.loads(kdf.read_text(encoding="utf-8"))
             salt = _unb64(params["salt"], "salt", kdf)
@@ -186,7 +190,7 @@ class KeyStore:
         sealed = nacl.secret.SecretBox(self._kek()).encrypt(key.seed)
         document = {"format": _FORMAT, "did": key.did, "sealed": _b64(bytes(sealed))}
         try:
-            _write_private(path, json.dumps(document), exclusive=True)
+            _write_private(path, json.dumps(document))
         except FileExistsError:
             raise ConfigError(f"a key named {name!r} already exists") from None
         self._cache[name] = key
@@ -194,13 +198,36 @@ class KeyStore:
         return key
 
     def load_or_create(self, name: str) -> Ed25519Key:
-        return self.load(name) if self.exists(name) else self.create(name)
+        """The key called `name`, created first if there is none.
+
+        Safe when several processes do this at once: one creates it, the
+        others load what it created.
+        """
+        if self.exists(name):
+            return self.load(name)
+        try:
+            return self.create(name)
+        except ConfigError:
+            if not self.exists(name):
+                raise
+            return self.load(name)
 
 
-def _write_private(path: Path, text: str, *, exclusive: bool) -> None:
-    """Write a file readable by its owner only (0600)."""
+def _write_private(path: Path, text: str) -> None:
+    """Create a file readable by its owner only (0600), all at once.
+
+    The text goes to a temporary file first and is linked into place, so a
+    reader never sees a half-written file, and two processes creating the
+    same file cannot both succeed: the loser gets `FileExistsError`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
