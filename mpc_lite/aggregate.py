@@ -6,50 +6,66 @@ split into one additive share per party (`share`); any set of shares
 short of all of them is uniformly random, so a party holding one share of
 everybody's input learns nothing from it.
 
-`aggregate_features` sums, for each claimant a requesting insurer asks
-about, the feature vectors every insurer holds for that claimant, and
-returns the sums to the requester only.
+An `AggregationSession` is one party's side of a job: for each claimant a
+requesting insurer asks about (a *query*: claimant key and window end), the
+feature vectors every insurer holds for that claimant are summed, and only
+the requester gets the sums. Any number of parties may ask in one job.
+`aggregate_features` runs a job in process for fixed features.
 
-Protocol (semi-honest, all parties in one process; fresh keys per job)
------------------------------------------------------------------------
-1. Tags. Every party (the requester included) turns its claimant keys
-   into tags H(c)^K, K the product of one fresh scalar per party: its
-   list travels the ring, each party raising it, and comes back to it in
-   its own order (`mpc_lite.psi` query lap, without the helper mask).
-2. Slots. The requester publishes its claimants' tags in a secret random
-   order; slot s is position s. Each party finds which of its own tags
-   are in the published list.
-3. Shares. Each party builds, for every slot, the vector
-   (claims in 12 months, amount claimed, distinct hospitals, earlier
-   flags, 1) for a claimant it holds, or zeros, shares it additively and
-   sends share p to party p. The last entry counts contributors.
-4. Sums. Each party adds the shares it received per slot and sends its
-   sum shares to the requester, which adds them up.
-5. The requester refuses every sum with fewer than `min_parties`
-   contributors (listed in `AggregateResult.refused`; scoring one raises
-   `TooFewParties`) and decodes the rest.
+Protocol (n parties in a ring sorted by name; fresh scalars per job)
+--------------------------------------------------------------------
+Rounds 1..n, tags. Every party's claimant list (its holdings and its
+   queries) travels the ring, each hop raising it to that party's scalar,
+   and comes back to its owner in its own order: H(c)^K, K the product of
+   all n scalars, H the hash to group under `AGGREGATE_DOMAIN`.
+Round n+1, slots. Every party sends every other party its queries' tags
+   in a secret random order, each with its window end (a day ordinal, or 0
+   for none); a party that asks nothing sends empty lists. The slots of
+   the job are all parties' lists, in name order.
+Round n+2, shares. For every slot, each party builds the vector (claims in
+   12 months, amount claimed, distinct hospitals, earlier flags, 1) of the
+   claimant when the slot's tag is one of its own tags, zeros otherwise;
+   shares the whole vector additively and sends share p to party p. The
+   last entry counts contributors.
+Round n+3, sums. Each party adds the shares it holds and sends every
+   requester its part of the sum; the requester adds the n parts up,
+   refuses every sum with fewer than `min_parties` contributors (no sum
+   for it; `aggregate_features` lists it in `AggregateResult.refused`,
+   and scoring it raises `TooFewParties`) and decodes the rest.
 
-What each party learns
-----------------------
-* The requester: for each of its claimants, the feature sums over all
-  insurers holding it and how many insurers that is (not which).
-* Every other party: which of *its own* claimants the requester is asking
-  about (step 2 -- it has to, to put its features in the right slot), and
-  the number of slots. It never sees another party's features: every share
-  it receives is uniformly random.
+Every message is an `mpc_lite.transport` envelope signed by the sender's
+member key and bound to job, round, sender and recipient; a
+`MessageGate` refuses a replayed, re-ordered, foreign or wrongly signed
+one, and every tag is validated (`ProtocolError` naming sender and round).
+Share words travel four to a 32-byte stream item (`pack_words`).
+
+What each party learns (honest-but-curious, no collusion)
+---------------------------------------------------------
+* A requester: for each of its queries, the feature sums over all
+  insurers holding that claimant and how many insurers that is (not
+  which), or only that fewer than `min_parties` hold it. From the tags
+  lap it learns nothing: its own list comes back blinded.
+* Every party: which of *its own* claimants each requester asks about and
+  with which window end (round n+1: it has to, to put its features in the
+  right slot), and the number of queries of every requester. From the
+  published tags it can also count how many queries of two requesters
+  name the same claimant. It never sees another party's features: every
+  share it receives is uniformly random.
+* Every party sees the length of each claimant list passing through it
+  (the number of claimants each party holds).
 
 What a deviating party can do
 -----------------------------
 A party can contribute false features or false sum shares and so shift
-any sum by any amount; nothing here checks that. A party can probe: by
-adding a guessed claimant to its own list in step 1 it learns whether the
-requester asks about that claimant. `min_parties` is enforced by the
-requester's own code: a requester that deviates and decodes a refused sum
-learns the features of the few insurers holding that claimant. Enforcing
-the floor against the requester needs a secure comparison on the shared
-count, which this suite does not have. NOTE: these messages are not yet
-sealed with `mpc_lite.transport` (the duplicate check's are); that is the
-step to take before the parties run as separate services.
+any sum by any amount; nothing here checks that (range checks bind only
+honest inputs). A party can probe: by adding a guessed claimant to its own
+list it learns whether a requester asks about that claimant. `min_parties`
+is enforced by the requester's own code: a requester that deviates and
+decodes a refused sum learns the features of the few insurers holding that
+claimant; enforcing the floor against the requester needs a secure
+comparison on the shared count, which this suite does not have. A party
+that stops sending makes the job fail with `PartyUnavailable` naming it
+and the round; nobody learns a partial sum.
 """
 
 from __future__ import annotations
@@ -57,19 +73,35 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
-from mpc_lite.errors import InvalidInput, MpcError
-from mpc_lite.group import blind_many, hash_to_group, random_scalar
+from nacl.signing import SigningKey
+
+from mpc_lite import audit
+from mpc_lite.errors import InvalidInput, InvalidPoint, MpcError, ProtocolError
+from mpc_lite.group import blind_many, hash_to_group, random_scalar, validate_point
+from mpc_lite.psi import _shuffled, run_rounds
+from mpc_lite.transport import (
+    Envelope,
+    InProcessTransport,
+    MessageGate,
+    SealedMessage,
+    Transport,
+    pack_words,
+    unpack_words,
+)
 
 __all__ = [
     "FEATURES",
     "FRACTION_BITS",
     "AggregateResult",
     "AggregationParty",
+    "AggregationSession",
     "ClaimantFeatures",
     "FeatureSums",
     "TooFewParties",
@@ -78,6 +110,8 @@ __all__ = [
     "encode",
     "reconstruct",
     "share",
+    "share_words",
+    "sum_words",
 ]
 
 logger = logging.getLogger(__name__)
@@ -130,30 +164,84 @@ def decode(encoded: int) -> float:
     return signed / _SCALE
 
 
-def _random_vector(length: int) -> array[int]:
-    return array("Q", os.urandom(8 * length))
+# Vectors of Z/2^64 are added as Python integers with one 128-bit lane per
+# element: the low 64 bits hold the element, the high 64 bits absorb carries,
+# so up to 2^64 vectors add without a lane spilling into the next; reading
+# back keeps each lane's low word (reduction modulo 2^64). One big-integer
+# addition then replaces a Python loop over the elements.
+
+
+def _words(values: Sequence[int]) -> array[int]:
+    try:
+        return array("Q", values)
+    except (OverflowError, TypeError) as exc:
+        raise InvalidInput("a share element must be an integer in [0, 2^64)") from exc
+
+
+def _to_lanes(words: array[int]) -> int:
+    lanes = array("Q", bytes(16 * len(words)))
+    lanes[::2] = words
+    if sys.byteorder == "big":
+        lanes.byteswap()
+    return int.from_bytes(lanes.tobytes(), "little")
+
+
+def _from_lanes(number: int, count: int) -> array[int]:
+    lanes = array("Q")
+    lanes.frombytes(number.to_bytes(16 * count, "little"))
+    if sys.byteorder == "big":
+        lanes.byteswap()
+    return lanes[::2]
+
+
+def _carry_lanes(count: int) -> int:
+    """2^64 in every lane: subtracting a share from it never borrows."""
+    lanes = array("Q", bytes(16 * count))
+    lanes[1::2] = array("Q", [1]) * count
+    if sys.byteorder == "big":
+        lanes.byteswap()
+    return int.from_bytes(lanes.tobytes(), "little")
+
+
+def share_words(values: Sequence[int], parties: int) -> list[array[int]]:
+    """`share`, returning `array("Q")` vectors (no Python ints per element)."""
+    if parties < 1:
+        raise InvalidInput("at least one share is needed")
+    words = values if isinstance(values, array) else _words(values)
+    count = len(words)
+    randoms = [array("Q", os.urandom(8 * count)) for _ in range(parties - 1)]
+    last = _to_lanes(words) + (parties - 1) * _carry_lanes(count)
+    for part in randoms:
+        last -= _to_lanes(part)
+    return [*randoms, _from_lanes(last, count)]
+
+
+def sum_words(shares: Sequence[Sequence[int]]) -> array[int]:
+    """`reconstruct`, returning an `array("Q")` vector."""
+    if not shares:
+        raise InvalidInput("nothing to reconstruct")
+    count = len(shares[0])
+    if any(len(part) != count for part in shares):
+        raise InvalidInput("shares must have the same length")
+    total = 0
+    for part in shares:
+        total += _to_lanes(part if isinstance(part, array) else _words(part))
+    return _from_lanes(total, count)
 
 
 def share(values: Sequence[int], parties: int) -> list[list[int]]:
-    """Split a vector of Z/2^64 elements into `parties` additive shares."""
-    if parties < 1:
-        raise InvalidInput("at least one share is needed")
-    shares = [list(_random_vector(len(values))) for _ in range(parties - 1)]
-    last = list(values)
-    for other in shares:
-        last = [(a - b) & _MASK for a, b in zip(last, other, strict=True)]
-    shares.append(last)
-    return shares
+    """Split a vector of Z/2^64 elements into `parties` additive shares.
+
+    The first `parties - 1` shares are uniformly random (os.urandom); the
+    last is the vector minus their sum, so any `parties - 1` of them are
+    independent of the vector.
+    """
+    return [part.tolist() for part in share_words(values, parties)]
 
 
 def reconstruct(shares: Sequence[Sequence[int]]) -> list[int]:
     """Add shares element-wise modulo 2^64."""
-    if not shares:
-        raise InvalidInput("nothing to reconstruct")
-    total = list(shares[0])
-    for other in shares[1:]:
-        total = [(a + b) & _MASK for a, b in zip(total, other, strict=True)]
-    return total
+    return sum_words(shares).tolist()
 
 
 @dataclass(frozen=True)
@@ -201,22 +289,282 @@ class AggregateResult:
     refused: list[bytes]
 
 
-class AggregationParty:
-    """One insurer's claimant features, keyed by `keys.claimant_key`."""
+FeatureSource = Callable[[bytes, int], "ClaimantFeatures | None"]
+"""A party's features of a claimant key for a window ending on a day ordinal.
 
-    def __init__(self, name: str, features: dict[bytes, ClaimantFeatures]) -> None:
+Returns None when the party does not hold the claimant at all; a window end
+of 0 means "no window" (the party's features as it holds them).
+"""
+
+
+class AggregationParty:
+    """One insurer's fixed claimant features, keyed by `keys.claimant_key`.
+
+    The simple form for callers whose features do not depend on a window;
+    `mpc_lite.fraud` builds windowed features from claims instead.
+    `signing_key` signs the party's messages (fresh when omitted).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        features: dict[bytes, ClaimantFeatures],
+        *,
+        signing_key: SigningKey | None = None,
+    ) -> None:
         self.name = name
         self._features = dict(features)
+        self.signing_key = signing_key or SigningKey.generate()
         for row in self._features.values():
             row.encoded()
 
+    def claimants(self) -> list[bytes]:
+        return list(self._features)
 
-def _ring_tags(owner: int, points: list[bytes], keys: list[bytes]) -> list[bytes]:
-    # Owner first, then the ring: H(c)^K, order kept (one message per hop).
-    n = len(keys)
-    for step in range(n):
-        points = blind_many(points, keys[(owner + step) % n])
-    return points
+    def features(self, claimant: bytes, window_end: int) -> ClaimantFeatures | None:
+        return self._features.get(claimant)
+
+
+Query = tuple[bytes, int]
+"""A claimant key and the day ordinal its window ends on (0: no window)."""
+
+_WIDTH = len(FEATURES) + 1
+_MAX_ORDINAL = date.max.toordinal()
+
+
+class AggregationSession:
+    """One party's state in one aggregation job (a round-driven machine).
+
+    Every party passes the claimant keys it holds (`claimants`), how to
+    read its features (`features`) and, when it asks, its `queries`. The
+    job has n+3 rounds for n parties (see the module docstring); messages
+    are sealed with `signing_key` and checked by a `MessageGate`, so a
+    replayed, re-ordered, foreign or malformed message raises
+    `ProtocolError` naming the claimed sender and round.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        signing_key: SigningKey,
+        job_id: str,
+        roster: dict[str, bytes],
+        *,
+        claimants: list[bytes],
+        features: FeatureSource,
+        queries: list[Query] | None = None,
+        min_parties: int = 3,
+    ) -> None:
+        names = sorted(roster)
+        if name not in roster:
+            raise InvalidInput(f"party {name!r} is not in the job's roster")
+        if min_parties < 2:
+            raise InvalidInput("min_parties must be at least 2")
+        self._me, self._names, self._n = name, names, len(names)
+        self._signing_key, self._job_id = signing_key, job_id
+        self._features, self._min_parties = features, min_parties
+        self.rounds = self._n + 3
+        at = names.index(name)
+        self._index = at
+        self._next, self._prev = names[(at + 1) % self._n], names[at - 1]
+        self._key = random_scalar()
+        self._queries = _shuffled(list(dict.fromkeys(queries or [])))
+        for _, end in self._queries:
+            if not 0 <= end <= _MAX_ORDINAL:
+                raise InvalidInput("a window end must be a day ordinal or 0")
+        asked = [claimant for claimant, _ in self._queries]
+        self._claimants = list(dict.fromkeys([*claimants, *asked]))
+        self._points = [hash_to_group(AGGREGATE_DOMAIN, c) for c in self._claimants]
+        expected = {other: [self._n + 1, self._n + 2, self._n + 3] for other in names}
+        expected.pop(name)
+        expected.setdefault(self._prev, [])
+        expected[self._prev] = [*range(1, self._n + 1), *expected[self._prev]]
+        if self._prev == name:
+            raise InvalidInput("an aggregation needs at least two parties")
+        self._gate = MessageGate(name, job_id, roster, expected)
+        self._received: dict[tuple[str, str], list[bytes]] = {}
+        self._slots: dict[str, list[bytes]] = {}
+        self._windows: dict[str, list[int]] = {}
+        self._own_sums: list[int] = []
+
+    def input_commitment(self) -> str:
+        """Salted commitment to the claimant set (see `mpc_lite.audit`).
+
+        The salt is drawn per session and kept in it only.
+        """
+        salt = getattr(self, "_commit_salt", None) or secrets.token_bytes(32)
+        self._commit_salt = salt
+        return audit.commit_inputs(self._points, salt)
+
+    # -- sending -------------------------------------------------------------
+
+    def _seal(self, recipient: str, round_: int, streams: dict[str, list[bytes]]):
+        envelope = Envelope(self._job_id, round_, self._me, recipient, streams)
+        return envelope.seal(self._signing_key)
+
+    def outgoing(self, round_: int) -> list[SealedMessage]:
+        """Compute and seal every message this party sends in `round_`."""
+        n = self._n
+        if 1 <= round_ <= n:
+            origin = self._names[(self._index - (round_ - 1)) % n]
+            points = (
+                self._points if round_ == 1 else self._take(self._prev, f"tag/{origin}")
+            )
+            blinded = blind_many(points, self._key)
+            return [self._seal(self._next, round_, {f"tag/{origin}": blinded})]
+        others = [other for other in self._names if other != self._me]
+        if round_ == n + 1:
+            published = self._publish()
+            return [self._seal(other, round_, published) for other in others]
+        if round_ == n + 2:
+            shares = self._shares()
+            return [
+                self._seal(other, round_, {"share": pack_words(shares[other])})
+                for other in others
+            ]
+        if round_ == n + 3:
+            segments = self._sum_segments()
+            return [
+                self._seal(other, round_, {"sum": pack_words(segments[other])})
+                for other in others
+            ]
+        return []
+
+    def _publish(self) -> dict[str, list[bytes]]:
+        # Round n+1: my tags came back under every key; publish my slots.
+        tags = self._take(self._prev, f"tag/{self._me}")
+        self._tags = dict(zip(tags, self._claimants, strict=True))
+        by_claimant = dict(zip(self._claimants, tags, strict=True))
+        self._slots[self._me] = [by_claimant[c] for c, _ in self._queries]
+        self._windows[self._me] = [end for _, end in self._queries]
+        return {
+            "slots": self._slots[self._me],
+            "windows": pack_words(self._windows[self._me]),
+        }
+
+    def _shares(self) -> dict[str, list[int]]:
+        # Round n+2: one vector per slot of every requester, shared out.
+        flat: list[int] = []
+        zeros = [0] * _WIDTH
+        for name in self._names:
+            for tag, end in zip(self._slots[name], self._windows[name], strict=True):
+                claimant = self._tags.get(tag)
+                row = None if claimant is None else self._features(claimant, end)
+                flat.extend(zeros if row is None else row.encoded())
+        parts = share(flat, self._n)
+        self._share_in: list[list[int]] = [parts[self._index]]
+        return {name: parts[i] for i, name in enumerate(self._names)}
+
+    def _sum_segments(self) -> dict[str, list[int]]:
+        # Round n+3: add the shares per slot, return each requester its part.
+        for other in self._names:
+            if other != self._me:
+                self._share_in.append(self._words.pop(other))
+        total = reconstruct(self._share_in)
+        segments: dict[str, list[int]] = {}
+        at = 0
+        for name in self._names:
+            width = len(self._slots[name]) * _WIDTH
+            segments[name] = total[at : at + width]
+            at += width
+        self._own_sums = segments[self._me]
+        return segments
+
+    def _take(self, sender: str, stream: str) -> list[bytes]:
+        try:
+            return self._received.pop((sender, stream))
+        except KeyError:
+            raise MpcError(
+                f"party {self._me!r}: stream {stream} from {sender!r} has not arrived"
+            ) from None
+
+    # -- receiving -----------------------------------------------------------
+
+    def accept(self, message: SealedMessage) -> None:
+        """Check one received message and keep its contents.
+
+        Raises `ProtocolError` naming the claimed sender and round when the
+        gate refuses it or its streams are not what the round carries.
+        """
+        envelope = self._gate.admit(message)
+        sender, round_, streams = envelope.sender, envelope.round, envelope.streams
+        n = self._n
+
+        def refuse(reason: str) -> ProtocolError:
+            return self._gate.refusal(envelope, reason)
+
+        if round_ <= n:
+            origin = self._names[(self._index - round_) % n]
+            wanted = {f"tag/{origin}"}
+        else:
+            wanted = [{"slots", "windows"}, {"share"}, {"sum"}][round_ - n - 1]
+        if set(streams) != wanted:
+            raise refuse("it does not carry the streams this round expects")
+        if round_ <= n or round_ == n + 1:
+            name = next(iter(wanted)) if round_ <= n else "slots"
+            for index, point in enumerate(streams[name]):
+                try:
+                    validate_point(point)
+                except InvalidPoint as exc:
+                    raise refuse(f"element {index} of {name} is invalid") from exc
+        try:
+            if round_ == n and len(streams[f"tag/{self._me}"]) != len(self._points):
+                raise refuse("the tags came back with a different length")
+            if round_ < n:
+                self._received[(sender, f"tag/{origin}")] = streams[f"tag/{origin}"]
+            elif round_ == n:
+                self._received[(sender, f"tag/{self._me}")] = streams[f"tag/{self._me}"]
+            elif round_ == n + 1:
+                slots = streams["slots"]
+                windows = unpack_words(streams["windows"], len(slots))
+                if any(end > _MAX_ORDINAL for end in windows):
+                    raise refuse("a window end is not a day ordinal")
+                self._slots[sender], self._windows[sender] = slots, windows
+            elif round_ == n + 2:
+                if len(self._slots) != n:
+                    raise refuse("it arrived before every party published")
+                count = sum(map(len, self._slots.values())) * _WIDTH
+                self._words = getattr(self, "_words", {})
+                self._words[sender] = unpack_words(streams["share"], count)
+            else:
+                count = len(self._slots[self._me]) * _WIDTH
+                self._sum_in = getattr(self, "_sum_in", [])
+                self._sum_in.append(unpack_words(streams["sum"], count))
+        except ValueError as exc:
+            raise refuse("its words do not match the slots") from exc
+        logger.debug(
+            "%s accepted round %s from %s (%s streams)",
+            self._me,
+            round_,
+            sender,
+            len(streams),
+        )
+
+    def require_round(self, round_: int) -> None:
+        """Raise `PartyUnavailable` naming a sender whose round message is missing."""
+        self._gate.require_round(round_)
+
+    def result(self) -> dict[Query, FeatureSums | None]:
+        """The requester's sums per query; None where `min_parties` refused it."""
+        total = reconstruct([self._own_sums, *getattr(self, "_sum_in", [])])
+        answer: dict[Query, FeatureSums | None] = {}
+        for slot, query in enumerate(self._queries):
+            vector = total[slot * _WIDTH : (slot + 1) * _WIDTH]
+            contributors = round(decode(vector[-1]))
+            if contributors < self._min_parties:
+                answer[query] = None
+                continue
+            values = dict(zip(FEATURES, map(decode, vector[:-1]), strict=True))
+            answer[query] = FeatureSums(**values, contributors=contributors)
+        refused = sum(1 for sums in answer.values() if sums is None)
+        logger.debug(
+            "%s: aggregation %s gave %s sums, %s refused",
+            self._me,
+            self._job_id,
+            len(answer) - refused,
+            refused,
+        )
+        return answer
 
 
 def aggregate_features(
@@ -225,61 +573,40 @@ def aggregate_features(
     parties: list[AggregationParty],
     *,
     min_parties: int = 3,
+    transport: Transport | None = None,
+    job_id: str | None = None,
 ) -> AggregateResult:
     """Sum every insurer's features of the requester's `claimants`.
 
-    `requester` names one of `parties`. Returns only what the requester
-    learns (see the module docstring). Raises `InvalidInput` for a bad
-    party list or `min_parties` below 2.
+    `requester` names one of `parties`. Runs the signed protocol of the
+    module docstring in process (over `transport`, an `InProcessTransport`
+    by default) and returns only what the requester learns. Raises
+    `InvalidInput` for a bad party list or `min_parties` below 2, and
+    `ProtocolError` / `PartyUnavailable` when a message is refused or
+    missing.
     """
     names = [party.name for party in parties]
     if requester not in names or len(set(names)) != len(names):
         raise InvalidInput("the requester must be one of distinct parties")
     if min_parties < 2:
         raise InvalidInput("min_parties must be at least 2")
-    n = len(parties)
-    width = len(FEATURES) + 1
-    keys = [random_scalar() for _ in parties]
-
-    # 1. tags, each party's list returned to it in its own order
-    asked = list(dict.fromkeys(claimants))
-    secrets.SystemRandom().shuffle(asked)
-    r = names.index(requester)
-    slot_tags = _ring_tags(r, [hash_to_group(AGGREGATE_DOMAIN, c) for c in asked], keys)
-    slots = {tag: index for index, tag in enumerate(slot_tags)}
-
-    # 2.-3. every party shares one vector per slot (zeros where it holds none)
-    received = [[[0] * width for _ in asked] for _ in parties]
-    for index, party in enumerate(parties):
-        rows = list(party._features)
-        tags = _ring_tags(
-            index, [hash_to_group(AGGREGATE_DOMAIN, row) for row in rows], keys
+    job_id = job_id or secrets.token_hex(16)
+    roster = {party.name: bytes(party.signing_key.verify_key) for party in parties}
+    sessions = {
+        party.name: AggregationSession(
+            party.name,
+            party.signing_key,
+            job_id,
+            roster,
+            claimants=party.claimants(),
+            features=party.features,
+            queries=[(c, 0) for c in claimants] if party.name == requester else [],
+            min_parties=min_parties,
         )
-        vectors = [[0] * width for _ in asked]
-        for row, tag in zip(rows, tags, strict=True):
-            if tag in slots:
-                vectors[slots[tag]] = party._features[row].encoded()
-        flat = [value for vector in vectors for value in vector]
-        for holder, part in enumerate(share(flat, n)):
-            for slot in range(len(asked)):
-                piece = part[slot * width : (slot + 1) * width]
-                received[holder][slot] = reconstruct([received[holder][slot], piece])
-
-    # 4. sum shares to the requester; 5. refuse thin sums, decode the rest
-    result: dict[bytes, FeatureSums] = {}
-    refused: list[bytes] = []
-    for slot, claimant in enumerate(asked):
-        total = reconstruct([received[holder][slot] for holder in range(n)])
-        contributors = round(decode(total[-1]))
-        if contributors < min_parties:
-            refused.append(claimant)
-            continue
-        values = dict(zip(FEATURES, map(decode, total[:-1]), strict=True))
-        result[claimant] = FeatureSums(**values, contributors=contributors)
-    logger.debug(
-        "aggregation for %s: %s claimants, %s refused",
-        requester,
-        len(asked),
-        len(refused),
-    )
-    return AggregateResult(sums=result, refused=refused)
+        for party in parties
+    }
+    run_rounds(sessions, transport or InProcessTransport())
+    answer = sessions[requester].result()
+    sums = {c: s for (c, _), s in answer.items() if s is not None}
+    refused = [c for (c, _), s in answer.items() if s is None]
+    return AggregateResult(sums=sums, refused=refused)

@@ -49,6 +49,7 @@ class ProtocolError(MpcError):
 class PartyUnavailable(MpcError):
     """Raised when a party does not send or cannot receive a protocol message."""
 
-    def __init__(self, message: str, *, party: str) -> None:
+    def __init__(self, message: str, *, party: str, round: int | None = None) -> None:
         super().__init__(message)
         self.party = party
+        self.round = round

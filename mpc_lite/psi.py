@@ -27,7 +27,9 @@ scalar (and shuffles, where marked) before sending.
    t's element x is a duplicate iff H(x)^(K*z) is in that set.
 
 Every element is raised by every party's scalar before anyone compares it,
-so no party ever holds an element, or H of one, of another party.
+so no party ever holds an element, or H of one, of another party. A party
+given `queries` runs step 1 on those only; all its elements still serve
+as references in step 2 of the others' checks.
 
 What each party learns (honest-but-curious parties, no collusion)
 -----------------------------------------------------------------
@@ -37,8 +39,9 @@ What each party learns (honest-but-curious parties, no collusion)
   sets (how many elements j and l share; not which). It does not learn
   which party holds its duplicates, nor how many do: its own elements are
   only ever compared, under z, with the shuffled union.
-* t's helper h: the size of t's de-duplicated set and of the union of the
-  other parties' sets. It never sees t's elements under all keys.
+* t's helper h: the number of t's de-duplicated queries and the size of
+  the union of the other parties' sets. It never sees t's elements under
+  all keys.
 * Every other party: the sizes of the lists passing through it.
 * Nobody learns a set-element's position: reference lists are shuffled at
   every hop, and t's query order is a secret permutation.
@@ -71,8 +74,9 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from nacl.signing import SigningKey
 
@@ -158,11 +162,24 @@ def _plan(names: list[str]) -> list[_Hop]:
     return hops
 
 
+class _Session(Protocol):
+    rounds: int
+
+    def outgoing(self, round_: int) -> list[SealedMessage]: ...
+
+    def accept(self, message: SealedMessage) -> None: ...
+
+    def require_round(self, round_: int) -> None: ...
+
+
 class Party:
     """One insurer in a duplicate check: its name, elements and signing key.
 
     `elements` are the byte strings to match (normally treatment keys); they
-    never leave the party. `signing_key` (Ed25519) signs the party's protocol
+    never leave the party. `queries` (a sub-list of `elements`, all of them
+    when omitted) are the ones the party wants answers for: the others only
+    serve as references for the other parties' checks, and cost the party
+    no query lap. `signing_key` (Ed25519) signs the party's protocol
     messages; a fresh one is generated when omitted. Raises `InvalidInput`
     for a name outside `[A-Za-z0-9._-]{1,64}` or an element that is not bytes.
     """
@@ -173,6 +190,7 @@ class Party:
         elements: list[bytes],
         *,
         signing_key: SigningKey | None = None,
+        queries: list[bytes] | None = None,
     ) -> None:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise InvalidInput("a party name must match [A-Za-z0-9._-]{1,64}")
@@ -180,6 +198,9 @@ class Party:
             raise InvalidInput(f"party {name!r}: every element must be bytes")
         self.name = name
         self._elements = list(elements)
+        self._queries = self._elements if queries is None else list(queries)
+        if not set(self._queries) <= set(self._elements):
+            raise InvalidInput(f"party {name!r}: every query must be an element")
         self._signing_key = signing_key or SigningKey.generate()
         self._commit_salt = secrets.token_bytes(32)
         self._hashed: dict[bytes, bytes] | None = None
@@ -291,7 +312,8 @@ class PsiSession:
         for rounds in self._expected.values():
             rounds.sort()
         hashed = party._unique_points()
-        self._unique = list(hashed)
+        self._references = list(hashed.values())
+        self._unique = list(dict.fromkeys(party._queries))
         self._order = _shuffled(list(range(len(self._unique))))
         self._points = [hashed[self._unique[i]] for i in self._order]
 
@@ -324,7 +346,7 @@ class PsiSession:
             return blind_many(self._take(hop.stream), key)
         if kind == "ref":
             if rest[0] == self._me:
-                return _shuffled(blind_many(self._points, key))
+                return _shuffled(blind_many(self._references, key))
             return _shuffled(blind_many(self._take(hop.stream), key))
         if target == self._me:
             union: set[bytes] = set()
@@ -422,10 +444,11 @@ class PsiSession:
                     f"party {sender!r} sent no message in round {pending[0]} "
                     f"to {self._me!r}",
                     party=sender,
+                    round=pending[0],
                 )
 
     def result(self) -> list[bool]:
-        """For each of the party's elements, in input order: held elsewhere?"""
+        """For each of the party's queries, in input order: held elsewhere?"""
         query = self._take(f"query/{self._me}")
         if self._rerandomiser is not None:
             inverse = invert_scalar(self._rerandomiser)
@@ -436,7 +459,7 @@ class PsiSession:
         for position, tag in zip(self._order, query, strict=True):
             by_unique[position] = tag in union
         answer = dict(zip(self._unique, by_unique, strict=True))
-        return [answer[element] for element in self._party._elements]
+        return [answer[element] for element in self._party._queries]
 
 
 def duplicate_check(
@@ -447,8 +470,9 @@ def duplicate_check(
 ) -> dict[str, list[bool]]:
     """Run one duplicate check among `parties` (see the module docstring).
 
-    Returns, per party name, one flag per element of that party in input
-    order: True when at least one other party holds the same element. In a
+    Returns, per party name, one flag per query of that party (per element
+    unless the party was given `queries`) in input order: True when at least
+    one other party holds the same element. In a
     deployment each party learns only its own list; this in-process driver
     runs all parties and so returns all lists. `transport` defaults to an
     `InProcessTransport`; `job_id` defaults to a random one. Raises
@@ -469,10 +493,14 @@ def duplicate_check(
     return {name: sessions[name].result() for name in names}
 
 
-def run_rounds(sessions: dict[str, PsiSession], transport: Transport) -> None:
-    """Drive in-process sessions through every round over `transport`."""
+def run_rounds(sessions: Mapping[str, _Session], transport: Transport) -> None:
+    """Drive in-process sessions through every round over `transport`.
+
+    Works for any session with `rounds`, `outgoing`, `accept` and
+    `require_round` (`PsiSession`, `mpc_lite.aggregate.AggregationSession`).
+    """
     names = sorted(sessions)
-    for round_ in range(1, len(names) + 2):
+    for round_ in range(1, max(s.rounds for s in sessions.values()) + 1):
         for name in names:
             for message in sessions[name].outgoing(round_):
                 transport.send(message)

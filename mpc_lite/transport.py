@@ -20,8 +20,11 @@ transport would POST the same bytes to the recipient's party service.
 from __future__ import annotations
 
 import logging
+import sys
 from abc import ABC, abstractmethod
+from array import array
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from nacl.exceptions import BadSignatureError
@@ -32,8 +35,11 @@ from mpc_lite.errors import PartyUnavailable, ProtocolError
 __all__ = [
     "Envelope",
     "InProcessTransport",
+    "MessageGate",
     "SealedMessage",
     "Transport",
+    "pack_words",
+    "unpack_words",
 ]
 
 logger = logging.getLogger(__name__)
@@ -215,9 +221,103 @@ class InProcessTransport(Transport):
             raise PartyUnavailable(
                 f"party {envelope.recipient!r} is unreachable (round {envelope.round})",
                 party=envelope.recipient,
+                round=envelope.round,
             )
         self._inboxes[envelope.recipient].append(message)
 
     def receive(self, recipient: str) -> list[SealedMessage]:
         messages = self._inboxes.pop(recipient, [])
         return messages
+
+
+def pack_words(values: Sequence[int]) -> list[bytes]:
+    """Carry unsigned 64-bit words in 32-byte stream items (4 per item).
+
+    Words are written little-endian; the last item is padded with zero
+    words. `unpack_words` needs the word count to undo the padding.
+    """
+    data = array("Q", values)
+    if sys.byteorder == "big":
+        data.byteswap()
+    raw = data.tobytes()
+    raw += bytes(-len(raw) % _POINT_BYTES)
+    return [raw[at : at + _POINT_BYTES] for at in range(0, len(raw), _POINT_BYTES)]
+
+
+def unpack_words(items: Sequence[bytes], count: int) -> list[int]:
+    """The `count` words `pack_words` put into `items`.
+
+    Raises `ValueError` when the items do not hold exactly `count` words
+    followed by zero padding.
+    """
+    if len(items) != -(-count // 4):
+        raise ValueError("wrong number of items for the word count")
+    raw = b"".join(items)
+    if any(raw[8 * count :]):
+        raise ValueError("non-zero padding")
+    data = array("Q")
+    data.frombytes(raw[: 8 * count])
+    if sys.byteorder == "big":
+        data.byteswap()
+    return data.tolist()
+
+
+class MessageGate:
+    """The checks every protocol session makes on a received message.
+
+    `expected` maps each sender to the rounds, in order, it must send to
+    this party. `admit` opens the message with the roster (signature by the
+    claimed member), then refuses another job, another recipient, a replay,
+    a round out of order, or one nobody expects; it returns the envelope.
+    Every refusal is a `ProtocolError` naming the claimed sender and round.
+    """
+
+    def __init__(
+        self,
+        me: str,
+        job_id: str,
+        roster: dict[str, bytes],
+        expected: dict[str, list[int]],
+    ) -> None:
+        self.me = me
+        self.job_id = job_id
+        self._roster = dict(roster)
+        self._pending = {sender: sorted(rounds) for sender, rounds in expected.items()}
+        self._seen: set[tuple[str, int]] = set()
+
+    def refusal(self, envelope: Envelope, reason: str) -> ProtocolError:
+        """A `ProtocolError` for `envelope`, naming its sender and round."""
+        return ProtocolError(
+            f"message from {envelope.sender!r} in round {envelope.round} "
+            f"refused by {self.me!r}: {reason}",
+            party=envelope.sender,
+            round=envelope.round,
+        )
+
+    def admit(self, message: SealedMessage) -> Envelope:
+        envelope = message.open(self._roster)
+        if envelope.job_id != self.job_id:
+            raise self.refusal(envelope, "it belongs to another job")
+        if envelope.recipient != self.me:
+            raise self.refusal(envelope, "it is addressed to another party")
+        if (envelope.sender, envelope.round) in self._seen:
+            raise self.refusal(envelope, "replayed")
+        pending = self._pending.get(envelope.sender, [])
+        if not pending:
+            raise self.refusal(envelope, "no further message is expected from it")
+        if envelope.round != pending[0]:
+            raise self.refusal(envelope, f"out of order (expected round {pending[0]})")
+        pending.pop(0)
+        self._seen.add((envelope.sender, envelope.round))
+        return envelope
+
+    def require_round(self, round_: int) -> None:
+        """Raise `PartyUnavailable` naming a sender whose message is missing."""
+        for sender, pending in sorted(self._pending.items()):
+            if pending and pending[0] <= round_:
+                raise PartyUnavailable(
+                    f"party {sender!r} sent no message in round {pending[0]} "
+                    f"to {self.me!r}",
+                    party=sender,
+                    round=pending[0],
+                )

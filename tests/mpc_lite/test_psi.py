@@ -281,3 +281,15 @@ def test_bad_party_lists_are_refused() -> None:
         duplicate_check([Party("a", [b"1"]), Party("a", [b"2"])])
     with pytest.raises(InvalidInput, match="party name"):
         Party("a/b", [])
+
+
+def test_queries_get_answers_and_other_elements_only_serve_as_references() -> None:
+    parties = [
+        Party("a", [b"x", b"y", b"z"], queries=[b"y", b"x", b"y"]),
+        Party("b", [b"y", b"q"], queries=[]),
+        Party("c", [b"z"], queries=[b"z"]),
+    ]
+    result = duplicate_check(parties)
+    assert result == {"a": [True, False, True], "b": [], "c": [True]}
+    with pytest.raises(InvalidInput, match="every query must be an element"):
+        Party("d", [b"x"], queries=[b"w"])

@@ -7,7 +7,13 @@ from nacl.signing import SigningKey
 
 from mpc_lite.errors import PartyUnavailable, ProtocolError
 from mpc_lite.group import hash_to_group
-from mpc_lite.transport import Envelope, InProcessTransport, SealedMessage
+from mpc_lite.transport import (
+    Envelope,
+    InProcessTransport,
+    SealedMessage,
+    pack_words,
+    unpack_words,
+)
 
 KEY = SigningKey.generate()
 ROSTER = {"a": bytes(KEY.verify_key)}
@@ -57,3 +63,14 @@ def test_sending_to_a_disconnected_party_names_it() -> None:
     transport.disconnect("b")
     with pytest.raises(PartyUnavailable, match="'b' is unreachable"):
         transport.send(_envelope().seal(KEY))
+
+
+def test_words_travel_four_to_an_item_and_padding_must_be_zero() -> None:
+    words = [0, 1, 2**64 - 1, 5, 7]
+    items = pack_words(words)
+    assert len(items) == 2 and all(len(item) == 32 for item in items)
+    assert unpack_words(items, 5) == words
+    with pytest.raises(ValueError, match="wrong number of items"):
+        unpack_words(items, 9)
+    with pytest.raises(ValueError, match="non-zero padding"):
+        unpack_words(pack_words([1, 2, 3, 4]), 3)

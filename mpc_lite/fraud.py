@@ -1,0 +1,342 @@
+"""The joint fraud check of one batch: duplicates, risk scores, audit records.
+
+`joint_fraud_check` is the one call the claims flow makes. Every insurer of
+the consortium is a `Member` holding all its own live claims as
+`ClaimInput` rows; `batch` names, per requesting insurer, the claims it
+wants checked. One call runs two signed jobs among all members:
+
+1. a duplicate check (`mpc_lite.psi`) over every member's treatment keys:
+   a batch claim is a duplicate when another member holds the same
+   treatment;
+2. a secure aggregation (`mpc_lite.aggregate`) of claimant features, then
+   the logistic score (`mpc_lite.score`) at each requester.
+
+Features of one claimant at one member, for a window of 365 days that ends
+on the claim's service date (or on `as_of` for every claim when given),
+both ends included:
+
+* `claims_12m`: how many of the member's claims of the claimant fall in
+  the window (a requester's own batch claim counts);
+* `amount_claimed`: their billed amounts summed, in currency units;
+* `distinct_hospitals`: how many different hospital DIDs billed them;
+* `earlier_flags`: the member's claims of the claimant with
+  `fraud_flag` set whose service date is before the window's end (all
+  time, not only 12 months; a flag on the same day, such as the claim's
+  own duplicate, does not count).
+
+Claimants are matched by blinded tags of `keys.claimant_key` (the
+hospital-asserted patient identifier). A member counts as a contributor
+for a claimant when it holds any claim of it; a sum over fewer than
+`min_parties` contributors (the requester included) is refused and the
+claim gets no score (`score is None`, `flagged` False).
+
+What each party learns
+----------------------
+Everything `mpc_lite.psi` and `mpc_lite.aggregate` state, plus: with
+per-claim windows (no `as_of`), a member holding a claimant the requester
+asks about learns the window end, which is the service date of the
+requester's claim. Pass `as_of` to publish one date for the whole batch
+instead. The duplicate check queries only batch claims, so a requester's
+helper learns the batch size, not the holdings. Only the requester learns
+its claims' scores and flags; the in-process driver holds every party,
+and returns only the requesters' claims.
+
+What a deviating member can do
+------------------------------
+As in `mpc_lite.psi` and `mpc_lite.aggregate`: make another member's
+answers wrong (false duplicates, shifted scores) by lying about its own
+claims or shares; learn whether a guessed treatment or claimant is in a
+batch by adding it to its holdings. It cannot forge another member's
+messages; any refused or missing message ends the call with
+`ProtocolError` or `PartyUnavailable` naming party and round, and no
+verdict is returned (the flow should leave the batch `pending` and retry
+with a new `job_id`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from mpc_lite import audit
+from mpc_lite.aggregate import AggregationSession, ClaimantFeatures, Query
+from mpc_lite.errors import InvalidInput
+from mpc_lite.psi import Party, run_rounds
+from mpc_lite.score import DEFAULT_MODEL, RiskModel
+from mpc_lite.transport import InProcessTransport, Transport
+
+__all__ = [
+    "WINDOW_DAYS",
+    "ClaimInput",
+    "ClaimVerdict",
+    "JointResult",
+    "Member",
+    "aggregation_job_record",
+    "joint_fraud_check",
+]
+
+logger = logging.getLogger(__name__)
+
+WINDOW_DAYS = 365
+"""The feature window: the 365 days ending on the window's end day."""
+
+
+@dataclass(frozen=True)
+class ClaimInput:
+    """One claim as the joint check sees it (never leaves its insurer).
+
+    `treatment` is `keys.treatment_key(...)` and `claimant` is
+    `keys.claimant_key(patient identifier)`; `hospital` is the issuing
+    hospital's DID, `service_date` an ISO date `YYYY-MM-DD`, `amount` the
+    billed total in currency units; `fraud_flag` marks a claim earlier
+    found to be a duplicate or flagged.
+    """
+
+    claim_id: str
+    treatment: bytes
+    claimant: bytes
+    hospital: str
+    service_date: str
+    amount: Decimal | int | float
+    fraud_flag: bool = False
+
+
+@dataclass
+class Member:
+    """One insurer: its name, its Ed25519 signing key, all its live claims."""
+
+    name: str
+    signing_key: SigningKey
+    holdings: list[ClaimInput] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClaimVerdict:
+    """The requester's answer for one of its batch claims."""
+
+    claim_id: str
+    duplicate: bool | None
+    """Another member holds the same treatment (None: not checked)."""
+    score: float | None
+    """The model's probability; None when `min_parties` refused the sum."""
+    flagged: bool
+    """`score` is at or over the model's threshold (False without a score)."""
+    contributors: int
+    """Members holding the claimant (0 when refused: the count is not shown)."""
+
+
+@dataclass(frozen=True)
+class JointResult:
+    """Verdicts by claim id and the ledger records of the two jobs."""
+
+    verdicts: dict[str, ClaimVerdict]
+    records: list[dict[str, Any]]
+
+
+class _Features:
+    """One member's claims indexed by claimant, with windowed features."""
+
+    def __init__(self, holdings: list[ClaimInput]) -> None:
+        self._rows: dict[bytes, list[tuple[int, Decimal, str, bool]]] = defaultdict(
+            list
+        )
+        for claim in holdings:
+            self._rows[claim.claimant].append(
+                (
+                    _ordinal(claim.service_date),
+                    Decimal(claim.amount),
+                    claim.hospital,
+                    claim.fraud_flag,
+                )
+            )
+
+    def claimants(self) -> list[bytes]:
+        return list(self._rows)
+
+    def __call__(self, claimant: bytes, window_end: int) -> ClaimantFeatures | None:
+        rows = self._rows.get(claimant)
+        if not rows:
+            return None
+        start = window_end - WINDOW_DAYS + 1
+        inside = [row for row in rows if start <= row[0] <= window_end]
+        return ClaimantFeatures(
+            claims_12m=len(inside),
+            amount_claimed=sum((row[1] for row in inside), Decimal(0)),
+            distinct_hospitals=len({row[2] for row in inside}),
+            earlier_flags=sum(1 for row in rows if row[3] and row[0] < window_end),
+        )
+
+
+def _ordinal(service_date: str) -> int:
+    try:
+        return date.fromisoformat(service_date[:10]).toordinal()
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput("service_date must be an ISO date YYYY-MM-DD") from exc
+
+
+def aggregation_job_record(
+    job_id: str,
+    parties: list[str],
+    commitments: Mapping[str, str],
+    scored: Mapping[str, list[bool]],
+) -> dict[str, Any]:
+    """The ledger record of one scoring job (like `audit.job_record`).
+
+    `scored` maps each party to one flag per claim it asked about (True:
+    flagged); the result hash is salted and the salt discarded.
+    """
+    record = audit.job_record(job_id, parties, commitments, scored)
+    record["type"] = "mpc_lite.risk_score"
+    return record
+
+
+def joint_fraud_check(
+    members: list[Member],
+    batch: Mapping[str, list[ClaimInput]],
+    *,
+    job_id: str,
+    transport: Transport | None = None,
+    min_parties: int = 3,
+    model: RiskModel = DEFAULT_MODEL,
+    as_of: date | None = None,
+    duplicates: bool = True,
+) -> JointResult:
+    """Check `batch` against every member's claims; see the module docstring.
+
+    `members`: every insurer taking part (at least two, distinct names),
+    each with all its live claims. `batch`: requesting member name to the
+    claims it asks about (each is added to the member's holdings if not
+    already there, matched by `claim_id`). `job_id`: a fresh id per
+    attempt; the two jobs run as `<job_id>/dup` and `<job_id>/score`.
+    `transport` defaults to an `InProcessTransport`; `as_of` fixes one
+    window end for every claim. `duplicates=False` skips the duplicate
+    check (for a caller that runs `mpc_lite.incremental` itself):
+    `ClaimVerdict.duplicate` is then None and only the score record is
+    returned. Returns a `ClaimVerdict` per batch claim
+    and the two job records (`mpc_lite.duplicate_check` and
+    `mpc_lite.risk_score`) for the ledger. Raises `InvalidInput` for bad
+    members or claims, `ProtocolError` / `PartyUnavailable` (naming party
+    and round) when a message is refused or a party drops out.
+    """
+    # 1. members and their holdings, batch claims included
+    names = [member.name for member in members]
+    if len(members) < 2 or len(set(names)) != len(names):
+        raise InvalidInput("a joint check needs at least two distinctly named members")
+    unknown = sorted(set(batch) - set(names))
+    if unknown:
+        raise InvalidInput(f"batch names {len(unknown)} party(ies) not in members")
+    holdings: dict[str, list[ClaimInput]] = {}
+    for member in members:
+        rows = list(member.holdings)
+        known = {claim.claim_id for claim in rows}
+        rows.extend(c for c in batch.get(member.name, []) if c.claim_id not in known)
+        holdings[member.name] = rows
+    transport = transport or InProcessTransport()
+    keys = {member.name: member.signing_key for member in members}
+    roster = {name: bytes(key.verify_key) for name, key in keys.items()}
+    fixed_end = as_of.toordinal() if as_of is not None else None
+
+    # 2. duplicate check over every member's treatments
+    records: list[dict[str, Any]] = []
+    found = None
+    if duplicates:
+        found = _duplicates(
+            names, holdings, batch, keys, roster, f"{job_id}/dup", transport
+        )
+        records.append(found[1])
+
+    # 3. secure aggregation of claimant features, scored at each requester
+    score_job = f"{job_id}/score"
+    queries: dict[str, list[Query]] = {name: [] for name in names}
+    for name, claims in batch.items():
+        queries[name] = [
+            (c.claimant, fixed_end or _ordinal(c.service_date)) for c in claims
+        ]
+    features = {name: _Features(holdings[name]) for name in names}
+    aggregation = {
+        name: AggregationSession(
+            name,
+            keys[name],
+            score_job,
+            roster,
+            claimants=features[name].claimants(),
+            features=features[name],
+            queries=queries[name],
+            min_parties=min_parties,
+        )
+        for name in names
+    }
+    run_rounds(aggregation, transport)
+
+    # 4. verdicts for the batch claims, records for the ledger
+    verdicts: dict[str, ClaimVerdict] = {}
+    scored: dict[str, list[bool]] = {name: [] for name in names}
+    for name, claims in batch.items():
+        answers = aggregation[name].result()
+        hits = found[0][name] if found is not None else [None] * len(claims)
+        flags = dict(zip((c.claim_id for c in claims), hits, strict=True))
+        for claim, query in zip(claims, queries[name], strict=True):
+            sums = answers[query]
+            risk = None if sums is None else model.evaluate(sums)
+            verdicts[claim.claim_id] = ClaimVerdict(
+                claim_id=claim.claim_id,
+                duplicate=flags[claim.claim_id],
+                score=None if risk is None else risk.score,
+                flagged=False if risk is None else risk.flagged,
+                contributors=0 if risk is None else risk.contributors,
+            )
+            scored[name].append(verdicts[claim.claim_id].flagged)
+    score_record = aggregation_job_record(
+        score_job,
+        names,
+        {name: aggregation[name].input_commitment() for name in names},
+        scored,
+    )
+    logger.debug(
+        "joint check %s: %s members, %s batch claims, %s flagged",
+        job_id,
+        len(names),
+        len(verdicts),
+        sum(1 for v in verdicts.values() if v.flagged),
+    )
+    return JointResult(verdicts=verdicts, records=[*records, score_record])
+
+
+def _duplicates(
+    names: list[str],
+    holdings: dict[str, list[ClaimInput]],
+    batch: Mapping[str, list[ClaimInput]],
+    keys: dict[str, SigningKey],
+    roster: dict[str, bytes],
+    dup_job: str,
+    transport: Transport,
+) -> tuple[dict[str, list[bool]], dict[str, Any]]:
+    """One `mpc_lite.psi` job: flags per batch claim, and its job record."""
+    parties = {
+        name: Party(
+            name,
+            [c.treatment for c in holdings[name]],
+            signing_key=keys[name],
+            queries=[c.treatment for c in batch.get(name, [])],
+        )
+        for name in names
+    }
+    sessions = {
+        name: party.open_session(dup_job, roster) for name, party in parties.items()
+    }
+    run_rounds(sessions, transport)
+    duplicates = {name: sessions[name].result() for name in names}
+    dup_record = audit.job_record(
+        dup_job,
+        names,
+        {name: party.input_commitment() for name, party in parties.items()},
+        duplicates,
+    )
+    return duplicates, dup_record
