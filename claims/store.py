@@ -6,7 +6,16 @@ integer cents in the claim's currency, so no database has to represent a
 decimal; times are stored as UTC and read back as aware UTC datetimes.
 
 The ledger's own tables (`ledger._tables`) live in the same database and are
-created with these.
+created with these. `alembic/` migrates an existing database to these models
+on both SQLite and PostgreSQL (`alembic upgrade head`).
+
+Concurrency: several flow runs or workers may share one database. A worker
+takes claims with a lease (`Store.lease`): on PostgreSQL the lease query
+locks the rows it takes with `FOR UPDATE SKIP LOCKED`, so two workers never
+take the same claim; on SQLite the lease is taken in a `BEGIN IMMEDIATE`
+transaction (`Store.writer`, `Store.exclusive`), SQLite's single writer.
+A lease expires, so the claims of a worker that died are taken again later,
+in the state it left them in.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -158,6 +168,10 @@ class Claim(SQLModel, table=True):
     submitted_at: datetime = _time(index=True)
     updated_at: datetime = _time()
     settled_at: datetime | None = _time(default=None)
+    lease_owner: str | None = None
+    """The worker processing the claim now (see `Store.lease`)."""
+    lease_until: datetime | None = _time(default=None)
+    """When that worker's lease lapses and another may take the claim."""
 
     def treatment_data(self) -> dict[str, Any]:
         if self.treatment is None:
@@ -223,13 +237,30 @@ class StatusIndex(SQLModel, table=True):
     credential_id: str = Field(index=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+_IMMEDIATE: ContextVar[bool] = ContextVar("claims_store_immediate", default=False)
+"""Set by `Store.exclusive`: the next SQLite transaction begins IMMEDIATE."""
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling starts a transaction only before
+    # a write, so a read-then-write (the ledger's size, then its rows) would
+    # not be one transaction. We begin every transaction ourselves instead
+    # (`_sqlite_begin`), as SQLAlchemy's pysqlite notes recommend.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    if _IMMEDIATE.get():
+        _IMMEDIATE.set(False)  # one-shot: reads nested inside stay deferred
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
 
 
 class Store:
@@ -246,8 +277,13 @@ class Store:
         self.clock = clock
         self.engine: Engine = create_engine(url)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
         SQLModel.metadata.create_all(self.engine)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -255,6 +291,92 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as session:
             with session.begin():
                 yield session
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """The first transaction begun inside takes SQLite's write lock at once.
+
+        SQLite runs one writer at a time. A transaction that reads first and
+        writes later fails when another writer went in between; one begun
+        `IMMEDIATE` waits for the lock (up to the busy timeout) instead, and
+        then nobody writes until it ends. Only the first transaction begun in
+        the block is affected, so reads nested in it do not wait on it. On
+        other databases this does nothing: row locks are taken by the
+        queries that need them.
+        """
+        token = _IMMEDIATE.set(self.is_sqlite)
+        try:
+            yield
+        finally:
+            _IMMEDIATE.reset(token)
+
+    @contextmanager
+    def writer(self) -> Iterator[Session]:
+        """Like `session`, but on SQLite the write lock is taken up front.
+
+        See `exclusive`: workers writing at the same time wait for each
+        other instead of failing halfway.
+        """
+        with self.exclusive(), Session(self.engine, expire_on_commit=False) as session:
+            with session.begin():
+                session.connection()  # begin now, while `exclusive` applies
+                yield session
+
+    def lease(
+        self,
+        owner: str,
+        limit: int,
+        *,
+        states: tuple[ClaimState, ...],
+        until: datetime,
+        insurer_id: str | None = None,
+    ) -> list[str]:
+        """Take up to `limit` claims in `states` that nobody holds a live lease on.
+
+        The claims taken are leased to `owner` until `until`; they are
+        returned oldest submission first. On PostgreSQL the candidate rows
+        are locked with `FOR UPDATE SKIP LOCKED`, so two workers leasing at
+        the same time get disjoint sets without waiting for each other; on
+        SQLite the whole lease runs under the single write lock.
+        """
+        now = self.clock()
+        query = (
+            select(Claim)
+            .where(
+                Claim.state.in_([state.value for state in states]),  # type: ignore[attr-defined]
+                sa.or_(
+                    Claim.lease_until.is_(None),  # type: ignore[union-attr]
+                    Claim.lease_until < now,  # type: ignore[operator]
+                ),
+            )
+            .order_by(Claim.submitted_at, Claim.id)
+            .limit(limit)
+        )
+        if insurer_id is not None:
+            query = query.where(Claim.insurer_id == insurer_id)
+        if not self.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        with self.writer() as session:
+            claims = list(session.exec(query))
+            for claim in claims:
+                claim.lease_owner, claim.lease_until = owner, until
+                session.add(claim)
+        logger.debug("lease %s: took %d claims", owner, len(claims))
+        return [claim.id for claim in claims]
+
+    def release(self, owner: str, ids: list[str]) -> None:
+        """End `owner`'s lease on the claims among `ids` it still holds."""
+        if not ids:
+            return
+        with self.writer() as session:
+            session.execute(
+                sa.update(Claim)
+                .where(
+                    Claim.id.in_(ids),  # type: ignore[attr-defined]
+                    Claim.lease_owner == owner,
+                )
+                .values(lease_owner=None, lease_until=None)
+            )
 
     def move(
         self,

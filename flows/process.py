@@ -6,13 +6,24 @@ Tasks retry on transient faults only (a locked or unreachable database, a
 party that did not answer); a fault in the data is a claim's state, not a
 task failure. Each step is idempotent (see `flows.steps`), so a retry or a
 rerun after a crash never repeats work that was done.
+
+Claims go through in batches of `BATCH_SIZE`, so memory stays flat however
+long the queue is. Each batch is leased first (`claims.store.Store.lease`):
+two flow runs, or two workers, processing the same queue at once take
+disjoint batches, and a batch whose worker died is taken again once its
+lease lapses, in the states that worker left it in. The joint check keeps
+one incremental epoch per run (`flows.steps.JointCheckEpoch`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -27,11 +38,30 @@ from claims.store import Claim
 from flows import steps
 from mpc_lite.errors import PartyUnavailable
 
-__all__ = ["process_claims", "run_steps"]
+__all__ = ["BATCH_SIZE", "process_claims", "run_steps"]
 
 logger = logging.getLogger(__name__)
 
 TRANSIENT = (OperationalError, PartyUnavailable, ConnectionError, TimeoutError)
+
+BATCH_SIZE = 2000
+"""Claims per leased batch: the most the flow holds in memory at once."""
+
+LEASE = timedelta(minutes=15)
+"""How long a worker holds a batch before another may take it over; far
+longer than a batch takes (seconds), short enough to recover from a crash."""
+
+IN_FLIGHT = (
+    ClaimState.SUBMITTED,
+    ClaimState.VERIFIED,
+    ClaimState.SCORED,
+    ClaimState.APPROVED,
+    ClaimState.PARTIALLY_APPROVED,
+)
+"""States a batch is leased in: new claims and those a dead worker left."""
+
+_EPOCHS: dict[str, steps.JointCheckEpoch] = {}
+"""Joint-check epochs of the flow runs in this process, by run id."""
 
 
 def _transient(_task: Any, _run: Any, state: Any) -> bool:
@@ -67,10 +97,25 @@ def _step(name: str, fn: Callable[[Consortium, list[str]], list[str]]) -> Any:
         retry_delay_seconds=[0.5, 2, 5],
         retry_condition_fn=_transient,
     )
-    def run(workspace: str, ids: list[str]) -> tuple[list[str], float]:
-        return _timed(fn, _consortium(workspace), ids)
+    def run(workspace: str, ids: list[str], run_id: str) -> tuple[list[str], float]:
+        consortium = _consortium(workspace)
+        return _timed(_bind(fn, consortium, run_id), consortium, ids)
 
     return run
+
+
+def _bind(
+    fn: Callable[[Consortium, list[str]], list[str]],
+    consortium: Consortium,
+    run_id: str,
+) -> Callable[[Consortium, list[str]], list[str]]:
+    """The step, given its run's epoch when it is the joint check."""
+    if fn is not steps.joint_check:
+        return fn
+    if run_id not in _EPOCHS:
+        _EPOCHS[run_id] = steps.JointCheckEpoch(consortium)
+    epoch = _EPOCHS[run_id]
+    return lambda c, ids: steps.joint_check(c, ids, epoch)
 
 
 STEPS: dict[str, Callable[[Consortium, list[str]], list[str]]] = {
@@ -96,39 +141,94 @@ def submitted_ids(consortium: Consortium, insurer_id: str | None = None) -> list
         return list(session.exec(query.order_by(Claim.submitted_at, Claim.id)))
 
 
-def _drive(
-    batch: list[str], call: Callable[[str, list[str]], tuple[list[str], float]]
-) -> dict[str, Any]:
-    """Run the steps in order; time each from outside and from inside its task.
+def _drive_batch(
+    batch: list[str],
+    call: Callable[[str, list[str]], tuple[list[str], float]],
+    report: dict[str, Any],
+) -> None:
+    """Run the steps in order over one batch; add times and counts to `report`.
 
     `timings` is the wall time of each step as the flow saw it; `work` is the
     time the step's own code took. Their difference is orchestration.
     """
-    timings: dict[str, float] = {}
-    work: dict[str, float] = {}
-    counts: dict[str, int] = {"batch": len(batch)}
+    timings, work, counts = report["timings"], report["work"], report["counts"]
+    counts["batch"] = counts.get("batch", 0) + len(batch)
     ids = batch
     for name in STEPS:
         start = time.perf_counter()
-        moved, work[name] = call(name, ids)
-        timings[name] = time.perf_counter() - start
-        counts[name] = len(moved)
+        moved, spent = call(name, ids)
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+        work[name] = work.get(name, 0.0) + spent
+        counts[name] = counts.get(name, 0) + len(moved)
         ids = moved if name in NARROWING else batch
-    return {"timings": timings, "work": work, "counts": counts}
+
+
+def worker_name() -> str:
+    """This worker's lease owner name: host, process, and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _drive(
+    consortium: Consortium,
+    call: Callable[[str, list[str]], tuple[list[str], float]],
+    insurer_id: str | None,
+    batch_size: int | None,
+) -> dict[str, Any]:
+    """Lease batch after batch and run the steps over each until none is left."""
+    size = batch_size or BATCH_SIZE
+    owner = worker_name()
+    report: dict[str, Any] = {"timings": {}, "work": {}, "counts": {}, "batches": 0}
+    while True:
+        until = consortium.clock() + LEASE
+        batch = consortium.store.lease(
+            owner, size, states=IN_FLIGHT, until=until, insurer_id=insurer_id
+        )
+        if not batch:
+            break
+        try:
+            _drive_batch(batch, call, report)
+        finally:
+            consortium.store.release(owner, batch)
+        report["batches"] += 1
+        logger.debug("worker %s: batch %d done", owner, report["batches"])
+    report["counts"].setdefault("batch", 0)
+    return report
 
 
 @flow(name="process-claims", log_prints=False)
-def process_claims(workspace: str, insurer_id: str | None = None) -> dict[str, Any]:
-    """Take every submitted claim (of one insurer, or all) through all steps.
+def process_claims(
+    workspace: str, insurer_id: str | None = None, batch_size: int | None = None
+) -> dict[str, Any]:
+    """Take every claim waiting in the queue (of one insurer, or all) to the end.
 
     Returns, per step, its wall time, its own work time, and how many claims
-    it moved on (see `_drive`).
+    it moved on, summed over the batches (see `_drive_batch`). `batch_size`
+    omitted is `BATCH_SIZE`.
     """
-    batch = submitted_ids(_consortium(workspace), insurer_id)
-    return _drive(batch, lambda name, ids: TASKS[name](workspace, ids))
+    run_id = secrets.token_hex(8)
+    try:
+        return _drive(
+            _consortium(workspace),
+            lambda name, ids: TASKS[name](workspace, ids, run_id),
+            insurer_id,
+            batch_size,
+        )
+    finally:
+        _EPOCHS.pop(run_id, None)
 
 
-def run_steps(consortium: Consortium, insurer_id: str | None = None) -> dict[str, Any]:
+def run_steps(
+    consortium: Consortium,
+    insurer_id: str | None = None,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
     """The same steps without Prefect: for tests and for timing the steps alone."""
-    batch = submitted_ids(consortium, insurer_id)
-    return _drive(batch, lambda name, ids: _timed(STEPS[name], consortium, ids))
+    run_id = secrets.token_hex(8)
+
+    def call(name: str, ids: list[str]) -> tuple[list[str], float]:
+        return _timed(_bind(STEPS[name], consortium, run_id), consortium, ids)
+
+    try:
+        return _drive(consortium, call, insurer_id, batch_size)
+    finally:
+        _EPOCHS.pop(run_id, None)

@@ -13,6 +13,13 @@ The steps, in order (DESIGN.md, "One claim, end to end"):
 3. `joint_check` n-party private set intersection over all insurers.
 4. `adjudicate` price against the policy; straight through or to review.
 5. `settle`     ledger first (idempotent), then the settlement rows.
+
+Steps that write take the store's writer transaction (`Store.writer`: the
+write lock up front on SQLite). Workers that run at the same time work on
+disjoint leased batches (`flows.process`); what they share is guarded here:
+an insurer's accumulators by a transaction-scoped advisory lock on
+PostgreSQL, a claim being settled by a row lock, the ledger by its own log
+row lock and idempotency keys.
 """
 
 from __future__ import annotations
@@ -20,11 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import rfc8785
+import sqlalchemy as sa
 from nacl.signing import SigningKey
 from sqlmodel import Session, select
 
@@ -34,18 +44,29 @@ from claims.adjudication import to_claim_response
 from claims.consortium import Consortium
 from claims.policy import Policy
 from claims.states import ClaimState
-from claims.store import Accumulator, Claim, Member, Settlement, cents, from_cents
+from claims.store import (
+    Accumulator,
+    Claim,
+    Enrollment,
+    Member,
+    Settlement,
+    Store,
+    cents,
+    from_cents,
+)
 from claims.treatment import Treatment
 from credentials.errors import VerificationError
 from credentials.verifier import verify_presentation
 from ledger import records as records_
+from ledger.errors import QuorumNotReached
 from ledger.note import Checkpoint
 from ledger.records import idempotency_key
 from mpc_lite.audit import job_record
+from mpc_lite.incremental import Epoch
 from mpc_lite.keys import treatment_key
 from mpc_lite.psi import Party, duplicate_check
 
-__all__ = ["adjudicate", "intake", "joint_check", "settle", "verify"]
+__all__ = ["JointCheckEpoch", "adjudicate", "intake", "joint_check", "settle", "verify"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +80,10 @@ CLOCK_SKEW = timedelta(minutes=5)
 WAITS = frozenset({"status_undetermined"})
 
 
+_IN_CHUNK = 500
+"""Values per `IN (...)` list: well under SQLite's bound-parameter limit."""
+
+
 def _sha256(data: Any) -> str:
     return hashlib.sha256(rfc8785.dumps(data)).hexdigest()
 
@@ -66,8 +91,13 @@ def _sha256(data: Any) -> str:
 def _load(session: Session, ids: list[str], state: ClaimState) -> list[Claim]:
     if not ids:
         return []
-    query = select(Claim).where(Claim.id.in_(ids), Claim.state == state.value)  # type: ignore[attr-defined]
-    return list(session.exec(query.order_by(Claim.submitted_at, Claim.id)))
+    found: list[Claim] = []
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        query = select(Claim).where(Claim.id.in_(chunk), Claim.state == state.value)  # type: ignore[attr-defined]
+        found.extend(session.exec(query))
+    found.sort(key=lambda claim: (claim.submitted_at, claim.id))
+    return found
 
 
 def _credential(claim: Claim) -> dict[str, Any]:
@@ -87,12 +117,15 @@ def intake(consortium: Consortium, ids: list[str]) -> list[str]:
     A submission whose credential this insurer already has a live claim for
     is rejected as a duplicate submission (another insurer's copy is the
     joint check's business). Each accepted claim gets a "claim received"
-    ledger entry with hashes only.
+    ledger entry with hashes only. The earlier claims are looked up for the
+    whole batch in one query.
     """
     store = consortium.store
-    received: list[tuple[Claim, dict[str, Any]]] = []
-    with store.session() as session:
-        for claim in _load(session, ids, S.SUBMITTED):
+    received: list[tuple[Claim, list[dict[str, Any]]]] = []
+    with store.writer() as session:
+        batch = _load(session, ids, S.SUBMITTED)
+        credential_ids: dict[str, str] = {}
+        for claim in batch:
             try:
                 credential_id = _credential(claim).get("id")
             except (ValueError, AttributeError, TypeError) as exc:
@@ -103,16 +136,15 @@ def intake(consortium: Consortium, ids: list[str]) -> list[str]:
                     session, claim, S.REJECTED, "malformed: credential has no id"
                 )
                 continue
-            earlier = session.exec(
-                select(Claim.id).where(
-                    Claim.insurer_id == claim.insurer_id,
-                    Claim.credential_id == credential_id,
-                    Claim.id != claim.id,
-                    Claim.state != S.REJECTED.value,
-                )
-            ).first()
+            credential_ids[claim.id] = credential_id
+        held = _live_holders(session, set(credential_ids.values()), set(credential_ids))
+        for claim in batch:
+            credential_id = credential_ids.get(claim.id)
+            if credential_id is None:
+                continue
             claim.credential_id = credential_id
             session.add(claim)
+            earlier = held.get((claim.insurer_id, credential_id))
             if earlier is not None:
                 store.move(
                     session,
@@ -121,10 +153,57 @@ def intake(consortium: Consortium, ids: list[str]) -> list[str]:
                     f"duplicate_submission: the same credential is claim {earlier}",
                 )
                 continue
+            held[(claim.insurer_id, credential_id)] = claim.id
             received.append((claim, _received_records(claim)))
     records = [record for _, pair in received for record in pair]
-    consortium.ledger.append(records, [idempotency_key(r) for r in records])
+    _append(consortium, records, [idempotency_key(r) for r in records])
     return [claim.id for claim, _ in received]
+
+
+def _live_holders(
+    session: Session, credential_ids: set[str], batch: set[str]
+) -> dict[tuple[str, str], str]:
+    """(insurer, credential) -> the claim outside `batch` already holding it."""
+    held: dict[tuple[str, str], str] = {}
+    wanted = sorted(credential_ids)
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows = session.exec(
+            select(Claim.id, Claim.insurer_id, Claim.credential_id).where(
+                Claim.credential_id.in_(wanted[start : start + _IN_CHUNK]),  # type: ignore[union-attr]
+                Claim.state != S.REJECTED.value,
+            )
+        )
+        for claim_id, insurer_id, credential_id in rows:
+            if claim_id not in batch and credential_id is not None:
+                held.setdefault((insurer_id, credential_id), claim_id)
+    return held
+
+
+def _enrollments(
+    session: Session, pairs: set[tuple[str, str]]
+) -> dict[tuple[str, str], Enrollment]:
+    """The enrolments of (insurer, claimant DID) pairs, in one query per chunk."""
+    found: dict[tuple[str, str], Enrollment] = {}
+    dids = sorted({did for _, did in pairs})
+    for start in range(0, len(dids), _IN_CHUNK):
+        rows = session.exec(
+            select(Enrollment).where(
+                Enrollment.claimant_did.in_(dids[start : start + _IN_CHUNK])  # type: ignore[attr-defined]
+            )
+        )
+        for row in rows:
+            if (row.insurer_id, row.claimant_did) in pairs:
+                found[(row.insurer_id, row.claimant_did)] = row
+    return found
+
+
+def _append(
+    consortium: Consortium, records: list[dict[str, Any]], keys: list[str]
+) -> list[int]:
+    """Append to the ledger; on SQLite holding the write lock from the start."""
+    ledger = consortium.ledger  # opened first: its set-up is a transaction too
+    with consortium.store.exclusive():
+        return ledger.append(records, keys)
 
 
 def _received_records(claim: Claim) -> list[dict[str, Any]]:
@@ -144,17 +223,40 @@ def _received_records(claim: Claim) -> list[dict[str, Any]]:
     return records
 
 
+def _cached(
+    resolve: Callable[[str], dict[str, Any]],
+) -> Callable[[str], dict[str, Any]]:
+    """The resolver, reading each published list once per step.
+
+    Each call returns a fresh copy, so a verifier cannot change what the
+    next claim is checked against.
+    """
+    documents: dict[str, str] = {}
+
+    def cached(url: str) -> dict[str, Any]:
+        if url not in documents:
+            documents[url] = json.dumps(resolve(url))
+        document: dict[str, Any] = json.loads(documents[url])
+        return document
+
+    return cached
+
+
 def verify(consortium: Consortium, ids: list[str]) -> list[str]:
     """Verify each claim's presentation and credential (DESIGN.md step 4)."""
     store = consortium.store
     issuers = consortium.trusted_issuers()
-    status_lists = consortium.status_list_resolver()
+    status_lists = _cached(consortium.status_list_resolver())
     domains = {m.id: m.domain or "" for m in consortium.members("insurer")}
     now = consortium.clock()
     verified: list[str] = []
     entries: list[dict[str, Any]] = []
-    with store.session() as session:
-        for claim in _load(session, ids, S.SUBMITTED):
+    with store.writer() as session:
+        batch = _load(session, ids, S.SUBMITTED)
+        enrolled = _enrollments(
+            session, {(claim.insurer_id, claim.claimant_did) for claim in batch}
+        )
+        for claim in batch:
             submission = json.loads(claim.submission)
             try:
                 credentials = verify_presentation(
@@ -179,7 +281,7 @@ def verify(consortium: Consortium, ids: list[str]) -> list[str]:
             except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
                 store.move(session, claim, S.REJECTED, f"malformed: {exc}")
                 continue
-            if consortium.enrollment(claim.insurer_id, claim.claimant_did) is None:
+            if (claim.insurer_id, claim.claimant_did) not in enrolled:
                 store.move(
                     session,
                     claim,
@@ -200,57 +302,110 @@ def verify(consortium: Consortium, ids: list[str]) -> list[str]:
                     claim.id, _sha256(credential), claim.issuer_did, "valid", at=now
                 )
             )
-    consortium.ledger.append(entries, [idempotency_key(e) for e in entries])
+    _append(consortium, entries, [idempotency_key(e) for e in entries])
     return verified
 
 
-def _treatment_key(claim: Claim) -> bytes:
-    treatment = Treatment.from_subject(claim.treatment_data())
+def _treatment_key(issuer_did: str | None, treatment_json: str) -> bytes:
+    treatment = Treatment.from_subject(json.loads(treatment_json))
     return treatment_key(
-        claim.issuer_did or "",
+        issuer_did or "",
         treatment.invoice,
         treatment.service_date,
         list(treatment.procedure_codes),
     )
 
 
-def joint_check(consortium: Consortium, ids: list[str]) -> list[str]:
-    """Run the joint duplicate check for the verified claims among `ids`.
+_LIVE = (
+    Claim.treatment.is_not(None),  # type: ignore[union-attr]
+    Claim.state != S.REJECTED.value,
+)
+"""Claims whose treatment the joint check holds: verified and not rejected."""
 
-    Every insurer is a party holding the treatment keys of all its own live
-    claims; each learns, for each of its own, only whether another insurer
-    holds the same treatment (see `mpc_lite.psi` for exactly what leaks).
-    A claimant who did not consent is not checked and goes to review.
+
+def _live_rows(
+    session: Session, ids: list[str] | None
+) -> list[tuple[str, str, str | None, str]]:
+    """(id, insurer, issuer DID, treatment JSON) of live claims (all, or `ids`)."""
+    columns = select(Claim.id, Claim.insurer_id, Claim.issuer_did, Claim.treatment)
+    if ids is None:
+        return [tuple(row) for row in session.exec(columns.where(*_LIVE))]  # type: ignore[misc]
+    rows: list[tuple[str, str, str | None, str]] = []
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        query = columns.where(*_LIVE, Claim.id.in_(chunk))  # type: ignore[attr-defined]
+        rows.extend(tuple(row) for row in session.exec(query))  # type: ignore[misc]
+    return rows
+
+
+class JointCheckEpoch:
+    """What a flow run keeps between the joint checks of its batches.
+
+    An `mpc_lite.incremental.Epoch` (every insurer's long-lived scalars and
+    the tags the others sent) and the ids of the claims already sent into it.
+    The first check sends every live claim, the full cost once; each later
+    check sends only the claims that became live since, whichever worker
+    verified them, so a batch costs what the batch costs. One epoch lasts one
+    flow run: the next run starts a fresh one, which is the key rotation
+    `mpc_lite.incremental` asks for (and pays the full pass again).
+
+    Within an epoch a duplicate found across batches flags the later claim
+    only; within one batch both are flagged, as the full check does.
     """
-    store = consortium.store
-    with Session(store.engine) as session:
-        batch = _load(session, ids, S.VERIFIED)
-        if not batch:
-            return []
-        insurers = [m.id for m in store.members(session, "insurer")]
-        live = session.exec(
-            select(Claim).where(
-                Claim.treatment.is_not(None),  # type: ignore[union-attr]
-                Claim.state != S.REJECTED.value,
-            )
-        ).all()
-    holdings: dict[str, list[Claim]] = {insurer: [] for insurer in insurers}
-    for claim in live:
-        holdings[claim.insurer_id].append(claim)
-    parties = [
-        Party(
-            insurer,
-            [_treatment_key(claim) for claim in holdings[insurer]],
-            signing_key=SigningKey(consortium.key(insurer).seed),
+
+    def __init__(self, consortium: Consortium) -> None:
+        self.insurers = sorted(member.id for member in consortium.members("insurer"))
+        self.epoch = Epoch(
+            [
+                Party(name, [], signing_key=SigningKey(consortium.key(name).seed))
+                for name in self.insurers
+            ]
         )
-        for insurer in insurers
-    ]
+        self.sent: set[str] = set()
+        self.flags: dict[str, bool] = {}
+        """Answers for claims of the current batch, kept for a retried step."""
+
+
+def _check(
+    consortium: Consortium,
+    session: Session,
+    batch: list[Claim],
+    epoch: JointCheckEpoch | None,
+) -> tuple[dict[str, bool], dict[str, Any] | None, str]:
+    """Run one duplicate check; returns flags by claim id and the job record."""
     job_id = f"dup-{_sha256(sorted(claim.id for claim in batch))[:16]}"
-    result = duplicate_check(parties, job_id=job_id)
+    if epoch is None:
+        insurers = [m.id for m in consortium.store.members(session, "insurer")]
+        rows = _live_rows(session, None)
+    else:
+        insurers = epoch.insurers
+        live = session.exec(select(Claim.id).where(*_LIVE))
+        rows = _live_rows(session, [i for i in live if i not in epoch.sent])
+        if not rows:
+            return epoch.flags, None, job_id
+    holdings: dict[str, list[str]] = {insurer: [] for insurer in insurers}
+    keys: dict[str, list[bytes]] = {insurer: [] for insurer in insurers}
+    for claim_id, insurer_id, issuer_did, treatment in rows:
+        holdings[insurer_id].append(claim_id)
+        keys[insurer_id].append(_treatment_key(issuer_did, treatment))
+    if epoch is None:
+        parties = [
+            Party(
+                insurer,
+                keys[insurer],
+                signing_key=SigningKey(consortium.key(insurer).seed),
+            )
+            for insurer in insurers
+        ]
+        result = duplicate_check(parties, job_id=job_id)
+    else:
+        parties = [Party(insurer, keys[insurer]) for insurer in insurers]
+        result = epoch.epoch.check(keys)
+        epoch.sent.update(row[0] for row in rows)
     flagged = {
-        claim.id: hit
+        claim_id: hit
         for insurer in insurers
-        for claim, hit in zip(holdings[insurer], result[insurer], strict=True)
+        for claim_id, hit in zip(holdings[insurer], result[insurer], strict=True)
     }
     record = job_record(
         job_id,
@@ -258,43 +413,105 @@ def joint_check(consortium: Consortium, ids: list[str]) -> list[str]:
         {party.name: party.input_commitment() for party in parties},
         result,
     )
+    if epoch is not None:
+        wanted = {claim.id for claim in batch}
+        epoch.flags.update((k, v) for k, v in flagged.items() if k in wanted)
+        flagged = epoch.flags
+    return flagged, record, job_id
+
+
+def joint_check(
+    consortium: Consortium, ids: list[str], epoch: JointCheckEpoch | None = None
+) -> list[str]:
+    """Run the joint duplicate check for the verified claims among `ids`.
+
+    Every insurer is a party holding the treatment keys of its own live
+    claims; each learns, for each of its own, only whether another insurer
+    holds the same treatment (see `mpc_lite.psi` for exactly what leaks).
+    Without `epoch`, one fresh-key check over every live claim; with it, an
+    incremental check of the claims new to the epoch (`JointCheckEpoch`).
+    A claimant who did not consent is not checked and goes to review.
+    """
+    store = consortium.store
+    with Session(store.engine) as session:
+        batch = _load(session, ids, S.VERIFIED)
+        if not batch:
+            return []
+        flagged, record, job_id = _check(consortium, session, batch, epoch)
 
     scored: list[str] = []
-    with store.session() as session:
+    with store.writer() as session:
         for claim in _load(session, ids, S.VERIFIED):
             consent = json.loads(claim.submission)["consent"]["jointFraudCheck"]
             claim.duplicate = flagged.get(claim.id, False) if consent else None
             store.move(session, claim, S.SCORED)
             scored.append(claim.id)
-    consortium.ledger.append([record], [f"fraud_check:{job_id}"])
+    if record is not None:
+        _append(consortium, [record], [f"fraud_check:{job_id}"])
+    if epoch is not None:
+        for claim_id in scored:
+            epoch.flags.pop(claim_id, None)
     return scored
 
 
+def _lock_insurer(store: Store, session: Session, insurer_id: str) -> None:
+    """Serialise adjudications of one insurer across workers until commit.
+
+    Two workers pricing claims of the same member at once would each read
+    the accumulator and write back their own sum. On PostgreSQL a
+    transaction-scoped advisory lock keyed by the insurer makes the second
+    wait; SQLite's writer transaction already excludes every other writer.
+    """
+    if store.is_sqlite:
+        return
+    key = int.from_bytes(hashlib.sha256(insurer_id.encode()).digest()[:8], "big")
+    session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key - (1 << 63)}
+    )
+
+
 def _accumulators(
-    session: Session, insurer_id: str
+    session: Session, insurer_id: str, members: list[str]
 ) -> dict[tuple[str, int], Accumulator]:
-    rows = session.exec(select(Accumulator).where(Accumulator.insurer_id == insurer_id))
-    return {(row.member, row.year): row for row in rows}
+    """The accumulators of `members` with one insurer (all their years)."""
+    found: dict[tuple[str, int], Accumulator] = {}
+    for start in range(0, len(members), _IN_CHUNK):
+        rows = session.exec(
+            select(Accumulator).where(
+                Accumulator.insurer_id == insurer_id,
+                Accumulator.member.in_(members[start : start + _IN_CHUNK]),  # type: ignore[attr-defined]
+            )
+        )
+        found.update(((row.member, row.year), row) for row in rows)
+    return found
 
 
 def adjudicate(consortium: Consortium, ids: list[str]) -> list[str]:
     """Price each scored claim; approve clean ones, send flagged ones to review."""
     store = consortium.store
     decided: list[str] = []
-    with store.session() as session:
+    with store.writer() as session:
         batch = _load(session, ids, S.SCORED)
         by_insurer: dict[str, list[Claim]] = defaultdict(list)
         for claim in batch:
             by_insurer[claim.insurer_id].append(claim)
-        for insurer_id, claims in by_insurer.items():
+        enrolled = _enrollments(
+            session, {(claim.insurer_id, claim.claimant_did) for claim in batch}
+        )
+        for insurer_id, claims in sorted(by_insurer.items()):
             policy = consortium.policy(insurer_id)
-            accumulators = _accumulators(session, insurer_id)
+            _lock_insurer(store, session, insurer_id)
+            members = sorted({claim.claimant_did for claim in claims})
+            accumulators = _accumulators(session, insurer_id, members)
             # Service order within a member's year, so accumulators fill up
             # in the order the care happened.
             claims.sort(key=lambda c: (c.claimant_did, c.treatment_data()["start"]))
             for claim in claims:
+                enrollment = enrolled.get((claim.insurer_id, claim.claimant_did))
                 decided.append(
-                    _adjudicate_one(consortium, session, claim, policy, accumulators)
+                    _adjudicate_one(
+                        consortium, session, claim, policy, accumulators, enrollment
+                    )
                 )
             for row in accumulators.values():
                 session.add(row)
@@ -307,10 +524,10 @@ def _adjudicate_one(
     claim: Claim,
     policy: Policy,
     accumulators: dict[tuple[str, int], Accumulator],
+    enrollment: Enrollment | None,
 ) -> str:
     store = consortium.store
     treatment = Treatment.from_subject(claim.treatment_data())
-    enrollment = consortium.enrollment(claim.insurer_id, claim.claimant_did)
     year = int(treatment.service_date[:4])
     key = (claim.claimant_did, year)
     row = accumulators.get(key) or Accumulator(
@@ -383,8 +600,9 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
         ]
     if not payable:
         # A retry after a crash past step 2 still owes the cosigned checkpoint.
-        if consortium.ledger.size() and not _finalised(consortium):
-            consortium.finalise_ledger()
+        size = consortium.ledger.size()
+        if size and not _finalised(consortium, size):
+            _finalise(consortium, size)
         return []
     records = [
         records_.settlement(
@@ -398,13 +616,14 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
         )
         for claim in payable
     ]
-    indexes = consortium.ledger.append(records, [idempotency_key(r) for r in records])
+    indexes = _append(consortium, records, [idempotency_key(r) for r in records])
 
     # 2. Then the rows and the state, together.
     settled: list[str] = []
-    with store.session() as session:
+    with store.writer() as session:
+        locked = _locked(store, session, [claim.id for claim in payable])
         for claim, index in zip(payable, indexes, strict=True):
-            fresh = session.get(Claim, claim.id)
+            fresh = locked.get(claim.id)
             if fresh is None or fresh.state not in (
                 S.APPROVED.value,
                 S.PARTIALLY_APPROVED.value,
@@ -424,19 +643,56 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
             settled.append(fresh.id)
 
     # 3. A cosigned checkpoint that includes them.
-    consortium.finalise_ledger()
+    _finalise(consortium, max(indexes) + 1)
     return settled
 
 
-def _finalised(consortium: Consortium) -> bool:
+def _locked(store: Store, session: Session, ids: list[str]) -> dict[str, Claim]:
+    """The claims `ids`, row-locked until commit (SQLite: the writer lock)."""
+    found: dict[str, Claim] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        query = select(Claim).where(Claim.id.in_(ids[start : start + _IN_CHUNK]))  # type: ignore[attr-defined]
+        if not store.is_sqlite:
+            query = query.with_for_update()
+        found.update((claim.id, claim) for claim in session.exec(query))
+    return found
+
+
+FINALISE_ATTEMPTS = 5
+
+
+def _finalise(consortium: Consortium, size: int) -> None:
+    """Have a cosigned checkpoint of at least `size` entries, despite rivals.
+
+    Two workers finalising at once race for the witnesses: a witness that
+    has just cosigned the other worker's checkpoint refuses ours as stale
+    (`ledger.witness` compares and sets its state). The other worker's
+    checkpoint is then as good when it covers our entries; otherwise we sign
+    a new one and ask again.
+    """
+    for attempt in range(1, FINALISE_ATTEMPTS + 1):
+        try:
+            consortium.ledger  # noqa: B018 - opened outside the exclusive block
+            with consortium.store.exclusive():
+                consortium.finalise_ledger()
+            return
+        except QuorumNotReached:
+            if _finalised(consortium, size):
+                return
+            if attempt == FINALISE_ATTEMPTS:
+                raise
+            logger.debug("finalise: attempt %d lost a race, retrying", attempt)
+            time.sleep(0.05 * attempt)
+
+
+def _finalised(consortium: Consortium, size: int) -> bool:
+    """Whether the latest checkpoint covers `size` entries with a quorum."""
     note = consortium.ledger.latest_checkpoint()
     if note is None:
         return False
     body = Checkpoint.from_text(note.split("\n\n", 1)[0] + "\n")
     cosigners = sum(1 for line in note.splitlines() if line.startswith("\u2014 "))
-    return body.size == consortium.ledger.size() and (
-        cosigners - 1 >= consortium.witness_quorum()
-    )
+    return body.size >= size and cosigners - 1 >= consortium.witness_quorum()
 
 
 def settlement_index(consortium: Consortium, claim_id: str) -> int | None:

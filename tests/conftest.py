@@ -17,6 +17,8 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
 # On a loaded 2-core machine the ephemeral server can take longer than the
 # default 20 s to answer.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# Member keys are sealed at rest; the tests' workspaces use this passphrase.
+os.environ.setdefault("CLAIMS_KEY_PASSPHRASE", "test-only workspace passphrase")
 os.environ.pop("CLAIMS_DATABASE_URL", None)
 os.environ.pop("CLAIMS_WORKSPACE", None)
 
