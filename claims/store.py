@@ -163,6 +163,9 @@ class Claim(SQLModel, table=True):
     duplicate: bool | None = None
     """Set by the joint check: another insurer holds the same treatment."""
     risk_score: float | None = None
+    """The joint risk score, when enough insurers hold the claimant to compute one."""
+    risk_flagged: bool | None = None
+    """The score crossed the model's threshold: the claim goes to review."""
     claim_response: str | None = None
     """The FHIR ClaimResponse (JSON)."""
     submitted_at: datetime = _time(index=True)

@@ -62,8 +62,10 @@ from ledger.errors import QuorumNotReached
 from ledger.note import Checkpoint
 from ledger.records import idempotency_key
 from mpc_lite.audit import job_record
+from mpc_lite.fraud import ClaimInput, joint_fraud_check
+from mpc_lite.fraud import Member as FraudMember
 from mpc_lite.incremental import Epoch
-from mpc_lite.keys import treatment_key
+from mpc_lite.keys import claimant_key, treatment_key
 from mpc_lite.psi import Party, duplicate_check
 
 __all__ = ["JointCheckEpoch", "adjudicate", "intake", "joint_check", "settle", "verify"]
@@ -438,20 +440,77 @@ def joint_check(
         if not batch:
             return []
         flagged, record, job_id = _check(consortium, session, batch, epoch)
+        verdicts, score_records = _risk_scores(consortium, session, batch, job_id)
 
     scored: list[str] = []
     with store.writer() as session:
         for claim in _load(session, ids, S.VERIFIED):
             consent = json.loads(claim.submission)["consent"]["jointFraudCheck"]
             claim.duplicate = flagged.get(claim.id, False) if consent else None
+            verdict = verdicts.get(claim.id)
+            claim.risk_score = verdict.score if verdict else None
+            claim.risk_flagged = bool(verdict and verdict.flagged)
             store.move(session, claim, S.SCORED)
             scored.append(claim.id)
-    if record is not None:
-        _append(consortium, [record], [f"fraud_check:{job_id}"])
+    records = ([record] if record is not None else []) + score_records
+    _append(
+        consortium,
+        records,
+        [f"fraud_check:{r.get('job_id', job_id)}:{r['type']}" for r in records],
+    )
     if epoch is not None:
         for claim_id in scored:
             epoch.flags.pop(claim_id, None)
     return scored
+
+
+def _claim_input(claim_id: str, issuer_did: str | None, treatment_json: str) -> Any:
+    treatment = Treatment.from_subject(json.loads(treatment_json))
+    return ClaimInput(
+        claim_id=claim_id,
+        treatment=_treatment_key(issuer_did, treatment_json),
+        claimant=claimant_key(treatment.patient_ref),
+        hospital=issuer_did or "",
+        service_date=treatment.service_date,
+        amount=treatment.total,
+    )
+
+
+def _risk_scores(
+    consortium: Consortium, session: Session, batch: list[Claim], job_id: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Score each consenting claimant of the batch across all insurers.
+
+    Every insurer contributes the features of its own live claims (claims in
+    the 12 months before the service date, amounts, distinct hospitals) by
+    secure aggregation; only the asking insurer learns the score of its
+    claim (`mpc_lite.fraud`). A claimant held by fewer than three insurers
+    gets no score: a sum over fewer parties would tell the asker the others'
+    figures. Raises `MpcError` when a party fails; the task is retried and
+    the claims stay `verified`, never approved.
+    """
+    insurers = sorted(m.id for m in consortium.store.members(session, "insurer"))
+    holdings: dict[str, list[Any]] = {insurer: [] for insurer in insurers}
+    for claim_id, insurer_id, issuer_did, treatment in _live_rows(session, None):
+        holdings[insurer_id].append(_claim_input(claim_id, issuer_did, treatment))
+    asked: dict[str, list[Any]] = defaultdict(list)
+    for claim in batch:
+        if json.loads(claim.submission)["consent"]["jointFraudCheck"]:
+            asked[claim.insurer_id].append(
+                _claim_input(claim.id, claim.issuer_did, claim.treatment or "")
+            )
+    if not asked:
+        return {}, []
+    members = [
+        FraudMember(
+            insurer, SigningKey(consortium.key(insurer).seed), holdings[insurer]
+        )
+        for insurer in insurers
+    ]
+    result = joint_fraud_check(
+        members, asked, job_id=f"risk-{job_id}", duplicates=False
+    )
+    return dict(result.verdicts), list(result.records)
 
 
 def _lock_insurer(store: Store, session: Session, insurer_id: str) -> None:
@@ -562,6 +621,8 @@ def _adjudicate_one(
         review_reason = "possible duplicate: the same treatment is claimed elsewhere"
     elif claim.duplicate is None:
         review_reason = "no consent to the joint fraud check"
+    elif claim.risk_flagged:
+        review_reason = "risk score across insurers above the threshold"
     elif result.needs_review:
         review_reason = result.review_reason
     if review_reason is not None:

@@ -115,6 +115,7 @@ def upgrade() -> None:
         sa.Column("payable_cents", sa.Integer(), nullable=True),
         sa.Column("duplicate", sa.Boolean(), nullable=True),
         sa.Column("risk_score", sa.Float(), nullable=True),
+        sa.Column("risk_flagged", sa.Boolean(), nullable=True),
         sa.Column("claim_response", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("submitted_at", sa.DateTime(), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),

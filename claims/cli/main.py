@@ -234,6 +234,15 @@ def status(
         f"billed {data['billed'] or '-'}  payable {data['payable'] or '-'}"
         f"  duplicate elsewhere: {data['duplicate']}"
     )
+    score = data["risk_score"]
+    console.print(
+        "joint risk score: "
+        + (
+            "not computed (fewer than 3 insurers hold this claimant)"
+            if score is None
+            else f"{score:.4f}" + (" (above threshold)" if data["risk_flagged"] else "")
+        )
+    )
     table = Table(title="timeline")
     table.add_column("state")
     table.add_column("at (UTC)")
@@ -261,6 +270,8 @@ def _claim_row(claim: Any) -> dict[str, Any]:
         "billed": money(claim.billed_cents),
         "payable": money(claim.payable_cents),
         "duplicate": claim.duplicate,
+        "risk_score": claim.risk_score,
+        "risk_flagged": claim.risk_flagged,
         "submitted_at": claim.submitted_at.isoformat(),
         "settled_at": claim.settled_at.isoformat() if claim.settled_at else None,
     }
