@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from nacl.signing import SigningKey
 from sqlmodel import Session, select
 
+from claims import corrections
 from claims.adjudication import Accumulator as YearToDate
 from claims.adjudication import adjudicate as price
 from claims.adjudication import to_claim_response
@@ -297,6 +298,11 @@ def verify(consortium: Consortium, ids: list[str]) -> list[str]:
             claim.claim_type = treatment.claim_type
             claim.currency = treatment.currency
             claim.billed_cents = cents(treatment.total)
+            # The same invoice again: a resubmission gets the earlier answer
+            # and is never paid twice; changed content replaces the earlier
+            # claim (claims.corrections).
+            if _resubmitted_or_refused(store, session, claim):
+                continue
             store.move(session, claim, S.VERIFIED)
             verified.append(claim.id)
             entries.append(
@@ -306,6 +312,27 @@ def verify(consortium: Consortium, ids: list[str]) -> list[str]:
             )
     _append(consortium, entries, [idempotency_key(e) for e in entries])
     return verified
+
+
+def _resubmitted_or_refused(store: Store, session: Session, claim: Claim) -> bool:
+    """Apply `claims.corrections` to a claim about to be verified.
+
+    Returns True when the claim was answered here (a resubmission, or a
+    correction that cannot be applied now) and must not go on.
+    """
+    found = corrections.classify(session, claim)
+    if found is None:
+        return False
+    kind, earlier = found
+    if kind == "resubmission":
+        corrections.answer_resubmission(store, session, claim, earlier)
+        return True
+    try:
+        corrections.apply_correction(store, session, claim, earlier)
+    except corrections.CorrectionRefused as exc:
+        store.move(session, claim, S.REJECTED, f"correction refused: {exc}")
+        return True
+    return False
 
 
 def _treatment_key(issuer_did: str | None, treatment_json: str) -> bytes:
@@ -665,12 +692,21 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
         if size and not _finalised(consortium, size):
             _finalise(consortium, size)
         return []
+    with Session(store.engine) as session:
+        # A correction pays what it owes less what the claim it replaced was
+        # paid. NOTE: a negative net (money to recover from the provider) is
+        # settled as 0 here and stays recorded on the correction record;
+        # recovering it needs a payment-reversal record the ledger lacks yet.
+        net = {
+            claim.id: max(corrections.net_payment_cents(session, claim), 0)
+            for claim in payable
+        }
     records = [
         records_.settlement(
             f"settlement-{claim.id}",
             claim.id,
             claim.insurer_id,
-            claim.payable_cents or 0,
+            net[claim.id],
             claim.currency or "",
             hashlib.sha256((claim.claim_response or "").encode()).hexdigest(),
             at=now,
@@ -694,7 +730,7 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
                 Settlement(
                     claim_id=fresh.id,
                     insurer_id=fresh.insurer_id,
-                    amount_cents=fresh.payable_cents or 0,
+                    amount_cents=net[fresh.id],
                     currency=fresh.currency or "",
                     ledger_index=index,
                     created_at=now,
