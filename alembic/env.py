@@ -9,10 +9,10 @@ SQLite file).
 from __future__ import annotations
 
 import sqlalchemy as sa
+from alembic import context
 from sqlmodel import SQLModel
 
 import claims.store  # noqa: F401  (registers every table on SQLModel.metadata)
-from alembic import context
 from claims.settings import Settings
 
 config = context.config

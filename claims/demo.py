@@ -37,7 +37,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from claims.consortium import DEMO_MARKER, Consortium
-from claims.errors import ConfigError
+from claims.errors import ConfigError, NotFound
 from claims.fhir_intake import load_directory
 from claims.hospital import issue_treatment_credential, publish_status_list, revoke
 from claims.settings import Settings
@@ -93,7 +93,7 @@ def _fresh_workspace(options: DemoOptions) -> Settings:
         if not (folder / DEMO_MARKER).exists():
             raise ConfigError(
                 f"workspace {folder} already holds data that is not a demo's",
-                remedy="pass --workspace with an empty or new folder",
+                remedy="choose another folder: `claims --workspace DIR demo`",
             )
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     # 1. Read the FHIR data, before anything in the workspace is touched.
     source = options.fhir or example_bundles()
     if not source.is_dir():
-        raise ConfigError(f"{source} is not a folder of FHIR bundles")
+        raise NotFound(f"{source} is not a folder of FHIR bundles")
     intake = load_directory(source)
     for error in intake.errors:
         say(f"skipped bundle {error}")

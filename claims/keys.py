@@ -48,6 +48,7 @@ DEMO_PASSPHRASE = "claims-demo-passphrase"
 """Seals the keys of demo workspaces only; it is public, so they are not secret."""
 
 _FORMAT = "claims-sealed-seed/1"
+_CHECK = b"claims workspace key-encryption key"
 _OPS = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
 _MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
 
@@ -136,14 +137,41 @@ class KeyStore:
         passphrase = self._passphrase().encode("utf-8")
         cache_key = (str(kdf.resolve()), hashlib.sha256(passphrase).digest())
         if cache_key not in _KEKS:
-            _KEKS[cache_key] = nacl.pwhash.argon2id.kdf(
+            kek = nacl.pwhash.argon2id.kdf(
                 nacl.secret.SecretBox.KEY_SIZE,
                 passphrase,
                 salt,
                 opslimit=ops,
                 memlimit=mem,
             )
+            self._check_kek(kdf, params, kek)
+            _KEKS[cache_key] = kek
         return _KEKS[cache_key]
+
+    def _check_kek(self, kdf: Path, params: dict[str, object], kek: bytes) -> None:
+        """Refuse a passphrase other than the one the workspace was sealed with.
+
+        The first passphrase seals a known check value into `kdf.json`; later
+        ones must open it. Without this, a mistyped passphrase would seal a
+        new member's key under a key nobody else can open.
+        """
+        box = nacl.secret.SecretBox(kek)
+        check = params.get("check")
+        if check is None:
+            params["check"] = _b64(bytes(box.encrypt(_CHECK)))
+            tmp = kdf.with_name(f".{kdf.name}.{os.getpid()}")
+            _write_private(tmp, json.dumps(params))
+            tmp.replace(kdf)
+            return
+        try:
+            opened = box.decrypt(_unb64(check, "check", kdf))
+        except CryptoError:
+            opened = b""
+        if opened != _CHECK:
+            raise ConfigError(
+                f"the passphrase does not open the keys in {self.folder}",
+                remedy=f"check {PASSPHRASE_ENV}",
+            )
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()

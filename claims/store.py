@@ -418,7 +418,20 @@ class Store:
         return list(session.exec(query.order_by(Claim.submitted_at, Claim.id)))
 
     def get_claim(self, session: Session, claim_id: str) -> Claim:
+        """The claim with this id, or with a unique id prefix of 8+ characters."""
         claim = session.get(Claim, claim_id)
+        if claim is None and len(claim_id) >= 8 and "%" not in claim_id:
+            found = list(
+                session.exec(
+                    select(Claim).where(Claim.id.startswith(claim_id)).limit(2)  # type: ignore[attr-defined]
+                )
+            )
+            if len(found) == 2:
+                raise NotFound(
+                    f"more than one claim id starts with {claim_id!r}",
+                    remedy="give more of the id",
+                )
+            claim = found[0] if found else None
         if claim is None:
             raise NotFound(
                 f"no claim with id {claim_id!r}",

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from claims.errors import ClaimsError, ConfigError, NotFound
+from credentials.data_integrity import verify_proof
+from credentials.errors import CredentialError
 from credentials.holder import present
 from credentials.key_file import INTERACTIVE, KdfLimits, open_key, seal_key
 from credentials.keys import Ed25519Key
@@ -148,8 +150,9 @@ class Wallet:
         """Store the credential in `data` (JSON bytes); returns its id.
 
         Raises `credentials.errors.MalformedDocument` for bad JSON and
-        `WalletError` when it is not a well-formed credential with an id, or
-        its subject is not this wallet's DID.
+        `WalletError` when it is not a well-formed credential with an id, its
+        subject is not this wallet's DID, its proof does not verify, or the
+        wallet holds a different copy under the same id.
         """
         credential = load_json(data)
         problems = validate_credential(credential)
@@ -169,7 +172,23 @@ class Wallet:
                 f" {self.did}",
                 remedy="ask the hospital to issue it to this wallet's DID",
             )
+        # The issuer's signature must hold before the wallet keeps anything,
+        # and a credential already held is never replaced by another copy.
+        try:
+            verify_proof(credential, expected_purpose="assertionMethod")
+        except CredentialError as exc:
+            raise WalletError(
+                f"credential {credential_id} does not verify: {exc}",
+                remedy="ask the hospital for the credential again",
+            ) from exc
         path = self._path(credential_id)
+        if path.exists():
+            if load_json(path.read_bytes()) == credential:
+                return credential_id
+            raise WalletError(
+                f"wallet {self.folder.name} already holds a different copy of"
+                f" {credential_id}; nothing was changed"
+            )
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(bytes(data))
         tmp.replace(path)

@@ -2,7 +2,8 @@
 
 The lead mounts `app` under ``claims ledger``; commands that need the
 workspace store (``prove``, ``verify``) live with the claims CLI.
-Exit status 0 means verified, 1 means not verified or unusable input.
+Exit status 0 means verified, 1 means not verified or unusable input, 3 that
+a file named does not exist.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def _read_text(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise _fail(f"error: {what} file {path} does not exist") from exc
+        typer.echo(f"error: {what} file {path} does not exist", err=True)
+        raise typer.Exit(code=3) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(f"error: cannot read {what} file {path}: {exc}") from exc
 

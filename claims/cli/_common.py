@@ -13,8 +13,9 @@ from claims.settings import Settings
 
 __all__ = ["STATE", "Context", "console", "emit_json", "errors"]
 
-console = Console()
-errors = Console(stderr=True)
+# No emoji: Rich would turn the ":key:" of every did:key into a key symbol.
+console = Console(emoji=False)
+errors = Console(stderr=True, emoji=False)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.logging import RichHandler
 from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from claims.cli import hospital, insurer, ledger, payer, people, vc, wallet
 from claims.cli._common import STATE, console, emit_json, errors
@@ -196,16 +197,20 @@ def status(
             if as_json:
                 emit_json(rows)
                 return
+            # Whole ids on a wide terminal; on a narrow one the first 8
+            # characters, which `claims status ID` accepts as a prefix.
+            wide = console.width >= 140
             table = Table(title=f"{len(rows)} claims")
+            # Only the reason wraps; every other column keeps its width.
             table.add_column("claim", no_wrap=True)
             table.add_column("insurer", no_wrap=True)
             table.add_column("state", no_wrap=True)
             table.add_column("billed", justify="right", no_wrap=True)
             table.add_column("payable", justify="right", no_wrap=True)
-            table.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=48)
+            table.add_column("reason")
             for row in rows:
                 table.add_row(
-                    row["id"],
+                    row["id"] if wide else row["id"][:8],
                     row["insurer"],
                     row["state"],
                     row["billed"] or "",
@@ -310,6 +315,21 @@ def main() -> None:
         if remedy:
             errors.print(f"[yellow]what to do:[/yellow] {remedy}", highlight=False)
         sys.exit(3 if isinstance(exc, NotFound) else 1)
+    except SQLAlchemyError as exc:
+        if STATE.debug:
+            raise
+        errors.print(
+            f"[red]error:[/red] the claims store cannot be used"
+            f" ({type(exc).__name__}); its file or database may be damaged or"
+            " from another version",
+            highlight=False,
+        )
+        errors.print(
+            "[yellow]what to do:[/yellow] check the workspace's claims.db or"
+            " CLAIMS_DATABASE_URL; run with --debug for details",
+            highlight=False,
+        )
+        sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if STATE.debug:
             raise

@@ -17,7 +17,9 @@ import typer
 
 from claims.cli._common import STATE, console, emit_json
 from claims.errors import ConfigError, NotFound
+from credentials.errors import CredentialError
 from credentials.keys import Ed25519Key
+from credentials.parse import load_json
 
 __all__ = ["register"]
 
@@ -75,10 +77,12 @@ def _credential(source: str, wallet: str | None) -> dict[str, Any]:
     """A credential from a JSON file, or by id from the wallet."""
     path = Path(source)
     if path.is_file():
+        # The hardened parser: size, depth, duplicate keys, numbers (the same
+        # limits as `claims vc validate`).
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise ConfigError(f"{path} is not a JSON credential") from None
+            data = load_json(path.read_bytes())
+        except CredentialError as exc:
+            raise ConfigError(f"{path} is not a usable credential: {exc}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path} is not a JSON credential")
         return data

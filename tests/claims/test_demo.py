@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from claims.demo import DemoOptions, run_demo
-from claims.errors import ConfigError
+from claims.errors import ConfigError, NotFound
 
 
 def test_the_demo_refuses_a_workspace_that_holds_other_data(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_a_folder_without_claims_is_refused_before_the_workspace_is_touched(
 
 
 def test_a_missing_folder_is_named_in_the_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="is not a folder of FHIR bundles"):
+    with pytest.raises(NotFound, match="is not a folder of FHIR bundles"):
         run_demo(DemoOptions(fhir=tmp_path / "missing", workspace=tmp_path / "ws"))
 
 

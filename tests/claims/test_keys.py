@@ -34,7 +34,7 @@ def test_the_file_holds_neither_the_seed_nor_the_passphrase(tmp_path: Path) -> N
 
 def test_a_wrong_passphrase_is_refused_without_echoing_it(tmp_path: Path) -> None:
     _store(tmp_path, "correct horse").create("hospital-a")
-    with pytest.raises(ConfigError, match="does not open: wrong passphrase") as info:
+    with pytest.raises(ConfigError, match="passphrase does not open") as info:
         _store(tmp_path, "battery staple").load("hospital-a")
     assert "battery staple" not in str(info.value)
 
@@ -71,3 +71,12 @@ def test_the_passphrase_comes_from_the_environment(
     monkeypatch.setenv(PASSPHRASE_ENV, "from-env")
     key = KeyStore(tmp_path).create("hospital-a")
     assert _store(tmp_path, "from-env").load("hospital-a").did == key.did
+
+
+def test_a_wrong_passphrase_cannot_seal_a_new_key_into_the_workspace(
+    tmp_path: Path,
+) -> None:
+    _store(tmp_path, "correct horse").create("hospital-a")
+    with pytest.raises(ConfigError, match="passphrase does not open the keys"):
+        _store(tmp_path, "battery staple").create("insurer-4")
+    assert not (tmp_path / "insurer-4.key").exists()

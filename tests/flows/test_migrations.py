@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from alembic import command
 from claims.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
