@@ -44,7 +44,6 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from claims.adjudication import Accumulator as YearToDate
 from claims.adjudication import Adjudication, adjudicate, to_claim_response
 from claims.consortium import Consortium
 from claims.errors import ClaimsError
@@ -272,12 +271,7 @@ def _reprice(
     result = adjudicate(
         treatment,
         policy,
-        YearToDate(
-            member=claim.claimant_did,
-            year=year,
-            deductible_met=from_cents(row.deductible_met_cents),
-            benefit_paid=from_cents(row.benefit_paid_cents),
-        ),
+        row.year_to_date(),
         member_since=enrollment.since if enrollment else None,
     )
     # The reviewer has just looked at it: no second hold.

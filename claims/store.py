@@ -36,6 +36,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 import ledger.log  # noqa: F401  (puts the ledger tables on SQLModel.metadata)
+from claims.adjudication import Accumulator as YearToDate
 from claims.errors import NotFound
 from claims.states import ClaimState, check_transition
 
@@ -215,6 +216,15 @@ class Accumulator(SQLModel, table=True):
     year: int = Field(primary_key=True)
     deductible_met_cents: int = 0
     benefit_paid_cents: int = 0
+
+    def year_to_date(self) -> YearToDate:
+        """The same totals as adjudication reads them (amounts, not cents)."""
+        return YearToDate(
+            member=self.member,
+            year=self.year,
+            deductible_met=from_cents(self.deductible_met_cents),
+            benefit_paid=from_cents(self.benefit_paid_cents),
+        )
 
 
 class StatusListRecord(SQLModel, table=True):

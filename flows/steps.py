@@ -39,7 +39,6 @@ from nacl.signing import SigningKey
 from sqlmodel import Session, select
 
 from claims import corrections
-from claims.adjudication import Accumulator as YearToDate
 from claims.adjudication import adjudicate as price
 from claims.adjudication import to_claim_response
 from claims.consortium import Consortium
@@ -53,7 +52,6 @@ from claims.store import (
     Settlement,
     Store,
     cents,
-    from_cents,
 )
 from claims.treatment import Treatment
 from credentials.errors import VerificationError
@@ -622,12 +620,7 @@ def _adjudicate_one(
     result = price(
         treatment,
         policy,
-        YearToDate(
-            member=claim.claimant_did,
-            year=year,
-            deductible_met=from_cents(row.deductible_met_cents),
-            benefit_paid=from_cents(row.benefit_paid_cents),
-        ),
+        row.year_to_date(),
         member_since=enrollment.since if enrollment else None,
     )
     claim.payable_cents = cents(result.payable)

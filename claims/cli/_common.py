@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from claims.errors import NotFound
 from claims.settings import Settings
 
-__all__ = ["STATE", "Context", "console", "emit_json", "errors"]
+if TYPE_CHECKING:
+    from claims.consortium import Consortium
+
+__all__ = [
+    "STATE",
+    "Context",
+    "console",
+    "emit_json",
+    "errors",
+    "open_consortium",
+    "require_store",
+]
 
 # No emoji: Rich would turn the ":key:" of every did:key into a key symbol.
 console = Console(emoji=False)
@@ -30,6 +42,28 @@ class Context:
 
 
 STATE = Context(workspace=None, debug=False)
+
+
+def require_store() -> Settings:
+    """The settings of a workspace that has a store; `NotFound` otherwise."""
+    settings = STATE.settings()
+    if (
+        settings.database_url.startswith("sqlite")
+        and not (settings.workspace / "claims.db").exists()
+    ):
+        raise NotFound(
+            f"no store in {settings.workspace}",
+            remedy="run `claims demo` first, or `claims --workspace DIR ...`",
+        )
+    return settings
+
+
+def open_consortium() -> Consortium:
+    """The consortium of the workspace named by the global options."""
+    from claims.consortium import Consortium
+
+    require_store()
+    return Consortium.open(STATE.workspace)
 
 
 def emit_json(data: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from claims.cli._common import STATE, console, emit_json, errors
+from claims.cli._common import console, emit_json, errors, open_consortium
 from claims.errors import NotFound
 from ledger.cli import verify_checkpoint_command, verify_receipt_command
 
@@ -30,18 +30,7 @@ app.command("verify-checkpoint")(verify_checkpoint_command)
 
 
 def _consortium() -> Any:
-    from claims.consortium import Consortium
-
-    settings = STATE.settings()
-    if (
-        settings.database_url.startswith("sqlite")
-        and not (settings.workspace / "claims.db").exists()
-    ):
-        raise NotFound(
-            f"no store in {settings.workspace}",
-            remedy="run `claims demo` first, or pass --workspace",
-        )
-    return Consortium.open(STATE.workspace)
+    return open_consortium()
 
 
 def _entry_index(consortium: Any, entry_id: str) -> int:

@@ -25,7 +25,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from claims.cli import hospital, insurer, ledger, payer, people, vc, wallet
-from claims.cli._common import STATE, console, emit_json, errors
+from claims.cli._common import STATE, console, emit_json, errors, require_store
 from claims.errors import ClaimsError, NotFound
 from claims.settings import quiet_prefect
 
@@ -181,15 +181,7 @@ def status(
 
     from claims.store import Claim, Store
 
-    settings = STATE.settings()
-    if not (
-        settings.workspace / "claims.db"
-    ).exists() and settings.database_url.startswith("sqlite"):
-        raise NotFound(
-            f"no store in {settings.workspace}",
-            remedy="run `claims demo` first, or pass --workspace",
-        )
-    store = Store(settings.database_url)
+    store = Store(require_store().database_url)
     with Session(store.engine) as session:
         if claim_id is None:
             claims = list(session.exec(select(Claim).order_by(Claim.submitted_at)))

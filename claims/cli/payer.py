@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from claims.cli._common import STATE, console, emit_json, errors
+from claims.cli._common import console, emit_json, errors, open_consortium
 from claims.errors import NotFound
 
 __all__ = ["register", "review_app"]
@@ -31,18 +31,7 @@ review_app = typer.Typer(
 
 
 def _consortium() -> Any:
-    from claims.consortium import Consortium
-
-    settings = STATE.settings()
-    if (
-        settings.database_url.startswith("sqlite")
-        and not (settings.workspace / "claims.db").exists()
-    ):
-        raise NotFound(
-            f"no store in {settings.workspace}",
-            remedy="run `claims demo` first, or pass --workspace",
-        )
-    return Consortium.open(STATE.workspace)
+    return open_consortium()
 
 
 def _default_reviewer() -> str:
