@@ -101,8 +101,6 @@ def find_earlier(
     `claim` itself are not candidates; the most recent one wins.
     """
     invoice = prior_invoice or _invoice(claim)
-    # The treatment is stored as sorted-key JSON; narrow in SQL, then check.
-    needle = json.dumps({"invoice": invoice})[1:-1]
     replaced = select(CorrectionRecord.old_claim_id)
     candidates = session.exec(
         select(Claim)
@@ -111,7 +109,7 @@ def find_earlier(
             Claim.issuer_did == claim.issuer_did,
             Claim.id != claim.id,
             Claim.state != S.REJECTED.value,
-            Claim.treatment.contains(needle),  # type: ignore[union-attr]
+            Claim.invoice == invoice,
             Claim.id.not_in(replaced),  # type: ignore[attr-defined]
         )
         .order_by(Claim.submitted_at.desc(), Claim.id)  # type: ignore[attr-defined]

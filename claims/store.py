@@ -151,6 +151,8 @@ class Claim(SQLModel, table=True):
     claimant_did: str = Field(index=True)
     issuer_did: str | None = None
     credential_id: str | None = Field(default=None, index=True)
+    invoice: str | None = Field(default=None, index=True)
+    """The hospital's invoice number, once verified (resubmissions key on it)."""
     challenge: str
     submission: str
     """The presentation and consent as submitted (JSON)."""

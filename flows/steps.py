@@ -296,6 +296,7 @@ def verify(consortium: Consortium, ids: list[str]) -> list[str]:
             claim.claim_type = treatment.claim_type
             claim.currency = treatment.currency
             claim.billed_cents = cents(treatment.total)
+            claim.invoice = treatment.invoice
             # The same invoice again: a resubmission gets the earlier answer
             # and is never paid twice; changed content replaces the earlier
             # claim (claims.corrections).

@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("claimant_did", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("issuer_did", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("credential_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("invoice", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("challenge", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("submission", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column(
@@ -137,6 +138,7 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_claim_insurer_id"), ["insurer_id"], unique=False
         )
+        batch_op.create_index(batch_op.f("ix_claim_invoice"), ["invoice"], unique=False)
         batch_op.create_index(batch_op.f("ix_claim_state"), ["state"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_claim_submission_hash"), ["submission_hash"], unique=False
@@ -354,6 +356,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_claim_submitted_at"))
         batch_op.drop_index(batch_op.f("ix_claim_submission_hash"))
         batch_op.drop_index(batch_op.f("ix_claim_state"))
+        batch_op.drop_index(batch_op.f("ix_claim_invoice"))
         batch_op.drop_index(batch_op.f("ix_claim_insurer_id"))
         batch_op.drop_index(batch_op.f("ix_claim_credential_id"))
         batch_op.drop_index(batch_op.f("ix_claim_claimant_did"))
