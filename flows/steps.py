@@ -9,8 +9,11 @@ same work twice. `flows.process` wraps each step in a Prefect task.
 The steps, in order (DESIGN.md, "One claim, end to end"):
 
 1. `intake`     refuse duplicates of the insurer's own, log "claim received".
-2. `verify`     presentation, credential, issuer, status, validity, holder.
-3. `joint_check` n-party private set intersection over all insurers.
+2. `verify`     presentation, credential, issuer, status, validity, holder;
+                 a resubmitted invoice gets its earlier answer, a corrected
+                 one replaces the claim before it (`claims.corrections`).
+3. `joint_check` duplicates by n-party private set intersection over all
+                 insurers, and a risk score by secure aggregation.
 4. `adjudicate` price against the policy; straight through or to review.
 5. `settle`     ledger first (idempotent), then the settlement rows.
 
