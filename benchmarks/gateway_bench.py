@@ -35,6 +35,10 @@ from typing import Any
 import httpx
 from sqlmodel import Session, select
 
+# The benchmark's own throwaway workspace seals its member keys with this
+# passphrase (the served child process inherits it).
+os.environ.setdefault("CLAIMS_KEY_PASSPHRASE", "gateway-benchmark-only")
+
 from claims.consortium import Consortium
 from claims.demo import example_bundles, example_policy
 from claims.fhir_intake import load_directory
