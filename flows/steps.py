@@ -51,7 +51,6 @@ from claims.store import (
     Accumulator,
     Claim,
     Enrollment,
-    Member,
     Settlement,
     Store,
     cents,
@@ -61,7 +60,7 @@ from credentials.errors import VerificationError
 from credentials.verifier import verify_presentation
 from ledger import records as records_
 from ledger.errors import QuorumNotReached
-from ledger.note import Checkpoint
+from ledger.note import Checkpoint, NoteVerifier, verify_note
 from ledger.records import idempotency_key
 from mpc_lite.audit import job_record
 from mpc_lite.fraud import ClaimInput, joint_fraud_check
@@ -780,13 +779,19 @@ def _finalise(consortium: Consortium, size: int) -> None:
 
 
 def _finalised(consortium: Consortium, size: int) -> bool:
-    """Whether the latest checkpoint covers `size` entries with a quorum."""
+    """Whether the latest checkpoint covers `size` entries with a quorum.
+
+    Counts only cosignatures that verify against the consortium's witness
+    keys (`ledger.note.verify_note`), not every signature line.
+    """
     note = consortium.ledger.latest_checkpoint()
     if note is None:
         return False
-    body = Checkpoint.from_text(note.split("\n\n", 1)[0] + "\n")
-    cosigners = sum(1 for line in note.splitlines() if line.startswith("\u2014 "))
-    return body.size >= size and cosigners - 1 >= consortium.witness_quorum()
+    verifiers = [NoteVerifier.from_vkey(vkey) for vkey in consortium.ledger_vkeys()]
+    opened = verify_note(note, verifiers)
+    cosigners = sum(1 for sig in opened.signatures if sig.timestamp is not None)
+    body = Checkpoint.from_text(opened.text)
+    return body.size >= size and cosigners >= consortium.witness_quorum()
 
 
 def settlement_index(consortium: Consortium, claim_id: str) -> int | None:
@@ -795,12 +800,3 @@ def settlement_index(consortium: Consortium, claim_id: str) -> int | None:
             select(Settlement).where(Settlement.claim_id == claim_id)
         ).first()
     return row.ledger_index if row else None
-
-
-def insurer_ids(consortium: Consortium) -> list[str]:
-    with Session(consortium.store.engine) as session:
-        return list(
-            session.exec(
-                select(Member.id).where(Member.kind == "insurer").order_by(Member.id)
-            )
-        )
