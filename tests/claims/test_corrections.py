@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,25 +17,9 @@ from claims.corrections import (
     classify,
     net_payment_cents,
 )
-from claims.demo import DemoOptions, run_demo
 from claims.payer_tables import CorrectionRecord
-from claims.settings import Settings
 from claims.store import Accumulator, Claim, Settlement
 from flows import steps
-
-
-@pytest.fixture(scope="module")
-def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corrections-demo")
-    run_demo(DemoOptions(out=root / "out", workspace=root / "ws", prefect=False))
-    return root / "ws"
-
-
-@pytest.fixture
-def consortium(demo_workspace: Path, tmp_path: Path) -> Consortium:
-    copy = tmp_path / "ws"
-    shutil.copytree(demo_workspace, copy)
-    return Consortium(Settings.load(copy))
 
 
 def _one(consortium: Consortium, state: str, *, paid: bool = False) -> Claim:

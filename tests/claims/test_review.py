@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from fhir.resources.R4B.claimresponse import ClaimResponse
 from sqlmodel import Session, select
 
 from claims.consortium import Consortium
-from claims.demo import DemoOptions, run_demo
 from claims.errors import NotFound
 from claims.payer_tables import ReviewDecision
 from claims.review import (
@@ -23,23 +21,7 @@ from claims.review import (
     publish_pending,
     show,
 )
-from claims.settings import Settings
 from claims.store import Accumulator, Claim, ClaimEvent, Settlement
-
-
-@pytest.fixture(scope="module")
-def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One demo run (inline steps, no Prefect); tests work on copies of it."""
-    root = tmp_path_factory.mktemp("review-demo")
-    run_demo(DemoOptions(out=root / "out", workspace=root / "ws", prefect=False))
-    return root / "ws"
-
-
-@pytest.fixture
-def consortium(demo_workspace: Path, tmp_path: Path) -> Consortium:
-    copy = tmp_path / "ws"
-    shutil.copytree(demo_workspace, copy)
-    return Consortium(Settings.load(copy))
 
 
 def _snapshot(consortium: Consortium) -> tuple[object, ...]:
