@@ -3,8 +3,11 @@
 Numbers are fixed point with 16 fractional bits (`encode`), range-checked
 before encoding so that a sum over many parties never wraps. A vector is
 split into one additive share per party (`share`); any set of shares
-short of all of them is uniformly random, so a party holding one share of
-everybody's input learns nothing from it.
+short of all of them is indistinguishable from uniformly random (the
+random shares are a ChaCha20 keystream under a fresh key from os.urandom,
+so this holds as long as ChaCha20 is a secure stream cipher), and a party
+holding one share of everybody's input learns nothing from it. Shares
+are added as numpy uint64 vectors, whose arithmetic wraps modulo 2^64.
 
 An `AggregationSession` is one party's side of a job: for each claimant a
 requesting insurer asks about (a *query*: claimant key and window end), the
@@ -54,6 +57,17 @@ What each party learns (honest-but-curious, no collusion)
 * Every party sees the length of each claimant list passing through it
   (the number of claimants each party holds).
 
+Epochs (`TagEpoch` kept across jobs)
+------------------------------------
+With fresh scalars every job blinds every party's whole claimant list:
+work grows with the holdings, not with the batch. Kept in a `TagEpoch`,
+each party's scalar is the same in every job, so a claimant's tag is
+stable and each party laps only the claimants it has no tag for yet. What
+that adds to the above, within one epoch: every party recognises a
+claimant asked about again in a later job (by whichever requester), and
+how many new claimants each party adds per job instead of how many it
+holds. Tags of different epochs cannot be linked.
+
 What a deviating party can do
 -----------------------------
 A party can contribute false features or false sum shares and so shift
@@ -73,13 +87,14 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import sys
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms
 from nacl.signing import SigningKey
 
 from mpc_lite import audit
@@ -104,6 +119,7 @@ __all__ = [
     "AggregationSession",
     "ClaimantFeatures",
     "FeatureSums",
+    "TagEpoch",
     "TooFewParties",
     "aggregate_features",
     "decode",
@@ -164,11 +180,19 @@ def decode(encoded: int) -> float:
     return signed / _SCALE
 
 
-# Vectors of Z/2^64 are added as Python integers with one 128-bit lane per
-# element: the low 64 bits hold the element, the high 64 bits absorb carries,
-# so up to 2^64 vectors add without a lane spilling into the next; reading
-# back keeps each lane's low word (reduction modulo 2^64). One big-integer
-# addition then replaces a Python loop over the elements.
+# Vectors of Z/2^64 are `array("Q")` words added as numpy uint64 views of
+# the same memory: numpy's unsigned arithmetic wraps modulo 2^64, which is
+# exactly the reduction the shares need, and no word becomes a Python int.
+# Random share words are the ChaCha20 keystream (RFC 8439, through
+# `cryptography`) under a key drawn from os.urandom for each call, made
+# block by block while the block is in cache.
+
+_BLOCK_WORDS = 1 << 17
+"""Words per keystream block (1 MiB, within a core's L2 cache): each block
+is generated, copied into its share and subtracted while it is hot. A
+share of up to this many words is one block, so it is written once."""
+_ZEROS = bytes(8 * _BLOCK_WORDS)
+_MAX_RANDOM_BYTES = 1 << 38
 
 
 def _words(values: Sequence[int]) -> array[int]:
@@ -178,63 +202,78 @@ def _words(values: Sequence[int]) -> array[int]:
         raise InvalidInput("a share element must be an integer in [0, 2^64)") from exc
 
 
-def _to_lanes(words: array[int]) -> int:
-    lanes = array("Q", bytes(16 * len(words)))
-    lanes[::2] = words
-    if sys.byteorder == "big":
-        lanes.byteswap()
-    return int.from_bytes(lanes.tobytes(), "little")
+def _keystream() -> CipherContext:
+    """A ChaCha20 keystream under a fresh key from os.urandom.
 
-
-def _from_lanes(number: int, count: int) -> array[int]:
-    lanes = array("Q")
-    lanes.frombytes(number.to_bytes(16 * count, "little"))
-    if sys.byteorder == "big":
-        lanes.byteswap()
-    return lanes[::2]
-
-
-def _carry_lanes(count: int) -> int:
-    """2^64 in every lane: subtracting a share from it never borrows."""
-    lanes = array("Q", bytes(16 * count))
-    lanes[1::2] = array("Q", [1]) * count
-    if sys.byteorder == "big":
-        lanes.byteswap()
-    return int.from_bytes(lanes.tobytes(), "little")
+    The key serves one call only, so an all-zero nonce is safe.
+    `cryptography`'s 16-byte ChaCha20 nonce is the 32-bit block counter
+    followed by the 96-bit nonce of RFC 8439: one key gives at most 2^38
+    bytes before the counter would wrap (`_MAX_RANDOM_BYTES`).
+    """
+    cipher = Cipher(algorithms.ChaCha20(os.urandom(32), bytes(16)), mode=None)
+    return cipher.encryptor()
 
 
 def share_words(values: Sequence[int], parties: int) -> list[array[int]]:
-    """`share`, returning `array("Q")` vectors (no Python ints per element)."""
+    """`share`, returning `array("Q")` vectors (no Python ints per element).
+
+    Costs 8 * (parties - 1) * len(values) random bytes and
+    (parties - 1) * len(values) word subtractions.
+    """
     if parties < 1:
         raise InvalidInput("at least one share is needed")
-    words = values if isinstance(values, array) else _words(values)
-    count = len(words)
-    randoms = [array("Q", os.urandom(8 * count)) for _ in range(parties - 1)]
-    last = _to_lanes(words) + (parties - 1) * _carry_lanes(count)
-    for part in randoms:
-        last -= _to_lanes(part)
-    return [*randoms, _from_lanes(last, count)]
+    last = _words(values)  # a copy: the last share is computed in place
+    count = len(last)
+    if 8 * count * (parties - 1) > _MAX_RANDOM_BYTES:
+        raise InvalidInput("too many share words for one keystream")
+    randoms: list[array[int]] = [array("Q") for _ in range(parties - 1)]
+    if randoms and count:
+        stream = _keystream()
+        block = bytearray(8 * min(count, _BLOCK_WORDS) + 64)
+        block_words = np.frombuffer(block, dtype=np.uint64)
+        remaining = np.frombuffer(last, dtype=np.uint64)
+        zeros = memoryview(_ZEROS)
+        for at in range(0, count, _BLOCK_WORDS):
+            size = min(_BLOCK_WORDS, count - at)
+            segment = remaining[at : at + size]
+            random_words = block_words[:size]
+            for part in randoms:
+                # `update_into` wants 63 spare bytes after the output.
+                stream.update_into(zeros[: 8 * size], block)
+                part.frombytes(memoryview(block)[: 8 * size])
+                np.subtract(segment, random_words, out=segment)
+    return [*randoms, last]
 
 
 def sum_words(shares: Sequence[Sequence[int]]) -> array[int]:
-    """`reconstruct`, returning an `array("Q")` vector."""
+    """`reconstruct`, returning an `array("Q")` vector.
+
+    Costs (len(shares) - 1) * len(shares[0]) word additions.
+    """
     if not shares:
         raise InvalidInput("nothing to reconstruct")
     count = len(shares[0])
     if any(len(part) != count for part in shares):
         raise InvalidInput("shares must have the same length")
-    total = 0
-    for part in shares:
-        total += _to_lanes(part if isinstance(part, array) else _words(part))
-    return _from_lanes(total, count)
+    words = [
+        part if isinstance(part, array) and part.typecode == "Q" else _words(part)
+        for part in shares
+    ]
+    total = array("Q", words[0])
+    running = np.frombuffer(total, dtype=np.uint64)
+    for part in words[1:]:
+        np.add(running, np.frombuffer(part, dtype=np.uint64), out=running)
+    return total
 
 
 def share(values: Sequence[int], parties: int) -> list[list[int]]:
     """Split a vector of Z/2^64 elements into `parties` additive shares.
 
-    The first `parties - 1` shares are uniformly random (os.urandom); the
-    last is the vector minus their sum, so any `parties - 1` of them are
-    independent of the vector.
+    The first `parties - 1` shares are random words (ChaCha20 under a fresh
+    key from os.urandom, so indistinguishable from uniform to anyone who
+    cannot break ChaCha20); the last is the vector minus their sum, so any
+    `parties - 1` of them are independent of the vector. Raises
+    `InvalidInput` for an element outside [0, 2^64).
     """
     return [part.tolist() for part in share_words(values, parties)]
 
@@ -332,6 +371,33 @@ _WIDTH = len(FEATURES) + 1
 _MAX_ORDINAL = date.max.toordinal()
 
 
+class TagEpoch:
+    """One party's aggregation scalar and the claimant tags it already has.
+
+    A fresh `TagEpoch` per job (the default of `AggregationSession`) gives
+    fresh-key tags. Kept across jobs, every party's scalar stays the same,
+    so a claimant's tag under K is the same in every job of the epoch: a
+    party puts each of its claimants through the tags lap once per epoch,
+    and a job costs what its new claimants cost. The price is linkage
+    within the epoch (see "Epochs" in the module docstring); start a new
+    epoch on the same schedule as `mpc_lite.incremental`. Nothing here
+    leaves the party.
+    """
+
+    def __init__(self) -> None:
+        self.key = random_scalar()
+        self.tags: dict[bytes, bytes] = {}
+        """Claimant key to its tag under every party's scalar."""
+        self.owners: dict[bytes, bytes] = {}
+        """The reverse: tag to claimant key."""
+
+    def learn(self, claimants: Sequence[bytes], tags: Sequence[bytes]) -> None:
+        """Record the tags a lap brought back, in the order sent."""
+        for claimant, tag in zip(claimants, tags, strict=True):
+            self.tags[claimant] = tag
+            self.owners[tag] = claimant
+
+
 class AggregationSession:
     """One party's state in one aggregation job (a round-driven machine).
 
@@ -340,7 +406,10 @@ class AggregationSession:
     job has n+3 rounds for n parties (see the module docstring); messages
     are sealed with `signing_key` and checked by a `MessageGate`, so a
     replayed, re-ordered, foreign or malformed message raises
-    `ProtocolError` naming the claimed sender and round.
+    `ProtocolError` naming the claimed sender and round. With `epoch` the
+    party's scalar and earlier tags are the epoch's, and only claimants it
+    has no tag for yet travel the tags lap (every party of a job must then
+    use an epoch of the same generation).
     """
 
     def __init__(
@@ -354,6 +423,7 @@ class AggregationSession:
         features: FeatureSource,
         queries: list[Query] | None = None,
         min_parties: int = 3,
+        epoch: TagEpoch | None = None,
     ) -> None:
         names = sorted(roster)
         if name not in roster:
@@ -367,13 +437,18 @@ class AggregationSession:
         at = names.index(name)
         self._index = at
         self._next, self._prev = names[(at + 1) % self._n], names[at - 1]
-        self._key = random_scalar()
+        self._epoch = epoch if epoch is not None else TagEpoch()
+        self._key = self._epoch.key
         self._queries = _shuffled(list(dict.fromkeys(queries or [])))
         for _, end in self._queries:
             if not 0 <= end <= _MAX_ORDINAL:
                 raise InvalidInput("a window end must be a day ordinal or 0")
         asked = [claimant for claimant, _ in self._queries]
-        self._claimants = list(dict.fromkeys([*claimants, *asked]))
+        known = self._epoch.tags
+        # Only claimants without a tag in the epoch travel the ring.
+        self._claimants = [
+            c for c in dict.fromkeys([*claimants, *asked]) if c not in known
+        ]
         self._points = [hash_to_group(AGGREGATE_DOMAIN, c) for c in self._claimants]
         expected = {other: [self._n + 1, self._n + 2, self._n + 3] for other in names}
         expected.pop(name)
@@ -390,7 +465,9 @@ class AggregationSession:
     def input_commitment(self) -> str:
         """Salted commitment to the claimant set (see `mpc_lite.audit`).
 
-        The salt is drawn per session and kept in it only.
+        The salt is drawn per session and kept in it only. In an epoch the
+        commitment covers the claimants this job added; the epoch's input set
+        is the union over its jobs.
         """
         salt = getattr(self, "_commit_salt", None) or secrets.token_bytes(32)
         self._commit_salt = salt
@@ -433,8 +510,9 @@ class AggregationSession:
     def _publish(self) -> dict[str, list[bytes]]:
         # Round n+1: my tags came back under every key; publish my slots.
         tags = self._take(self._prev, f"tag/{self._me}")
-        self._tags = dict(zip(tags, self._claimants, strict=True))
-        by_claimant = dict(zip(self._claimants, tags, strict=True))
+        self._epoch.learn(self._claimants, tags)
+        by_claimant = self._epoch.tags
+        self._tags = self._epoch.owners
         self._slots[self._me] = [by_claimant[c] for c, _ in self._queries]
         self._windows[self._me] = [end for _, end in self._queries]
         return {

@@ -56,8 +56,9 @@ with a new `job_id`).
 from __future__ import annotations
 
 import logging
+import sys
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -66,7 +67,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from mpc_lite import audit
-from mpc_lite.aggregate import AggregationSession, ClaimantFeatures, Query
+from mpc_lite.aggregate import AggregationSession, ClaimantFeatures, Query, TagEpoch
 from mpc_lite.errors import InvalidInput
 from mpc_lite.psi import Party, run_rounds
 from mpc_lite.score import DEFAULT_MODEL, RiskModel
@@ -78,6 +79,7 @@ __all__ = [
     "ClaimVerdict",
     "JointResult",
     "Member",
+    "ScoringEpoch",
     "aggregation_job_record",
     "joint_fraud_check",
 ]
@@ -141,21 +143,37 @@ class JointResult:
 
 
 class _Features:
-    """One member's claims indexed by claimant, with windowed features."""
+    """One member's claims indexed by claimant, with windowed features.
 
-    def __init__(self, holdings: list[ClaimInput]) -> None:
-        self._rows: dict[bytes, list[tuple[int, Decimal, str, bool]]] = defaultdict(
-            list
-        )
+    Claims are added (and later marked as flagged) one by one, so an epoch
+    can keep the index and grow it with each batch.
+    """
+
+    def __init__(self, holdings: Iterable[ClaimInput] = ()) -> None:
+        self._rows: dict[bytes, list[list[Any]]] = defaultdict(list)
+        self._by_id: dict[str, list[Any]] = {}
         for claim in holdings:
-            self._rows[claim.claimant].append(
-                (
-                    _ordinal(claim.service_date),
-                    Decimal(claim.amount),
-                    claim.hospital,
-                    claim.fraud_flag,
-                )
-            )
+            self.add(claim)
+
+    def add(self, claim: ClaimInput) -> bool:
+        """Index `claim` unless its id is already held; True when added."""
+        if claim.claim_id in self._by_id:
+            return False
+        row = [
+            _ordinal(claim.service_date),
+            Decimal(claim.amount),
+            sys.intern(claim.hospital),  # a few hospitals, many claims
+            claim.fraud_flag,
+        ]
+        self._rows[claim.claimant].append(row)
+        self._by_id[claim.claim_id] = row
+        return True
+
+    def flag(self, claim_id: str) -> None:
+        """Mark a held claim as found fraudulent (a no-op for unknown ids)."""
+        row = self._by_id.get(claim_id)
+        if row is not None:
+            row[3] = True
 
     def claimants(self) -> list[bytes]:
         return list(self._rows)
@@ -253,51 +271,18 @@ def joint_fraud_check(
         records.append(found[1])
 
     # 3. secure aggregation of claimant features, scored at each requester
-    score_job = f"{job_id}/score"
-    queries: dict[str, list[Query]] = {name: [] for name in names}
-    for name, claims in batch.items():
-        queries[name] = [
-            (c.claimant, fixed_end or _ordinal(c.service_date)) for c in claims
-        ]
     features = {name: _Features(holdings[name]) for name in names}
-    aggregation = {
-        name: AggregationSession(
-            name,
-            keys[name],
-            score_job,
-            roster,
-            claimants=features[name].claimants(),
-            features=features[name],
-            queries=queries[name],
-            min_parties=min_parties,
-        )
-        for name in names
-    }
-    run_rounds(aggregation, transport)
-
-    # 4. verdicts for the batch claims, records for the ledger
-    verdicts: dict[str, ClaimVerdict] = {}
-    scored: dict[str, list[bool]] = {name: [] for name in names}
-    for name, claims in batch.items():
-        answers = aggregation[name].result()
-        hits = found[0][name] if found is not None else [None] * len(claims)
-        flags = dict(zip((c.claim_id for c in claims), hits, strict=True))
-        for claim, query in zip(claims, queries[name], strict=True):
-            sums = answers[query]
-            risk = None if sums is None else model.evaluate(sums)
-            verdicts[claim.claim_id] = ClaimVerdict(
-                claim_id=claim.claim_id,
-                duplicate=flags[claim.claim_id],
-                score=None if risk is None else risk.score,
-                flagged=False if risk is None else risk.flagged,
-                contributors=0 if risk is None else risk.contributors,
-            )
-            scored[name].append(verdicts[claim.claim_id].flagged)
-    score_record = aggregation_job_record(
-        score_job,
-        names,
-        {name: aggregation[name].input_commitment() for name in names},
-        scored,
+    verdicts, score_record = _score(
+        keys,
+        batch,
+        features,
+        {name: features[name].claimants() for name in names},
+        job_id=f"{job_id}/score",
+        transport=transport,
+        min_parties=min_parties,
+        model=model,
+        window_end=fixed_end,
+        duplicates=found[0] if found is not None else None,
     )
     logger.debug(
         "joint check %s: %s members, %s batch claims, %s flagged",
@@ -307,6 +292,151 @@ def joint_fraud_check(
         sum(1 for v in verdicts.values() if v.flagged),
     )
     return JointResult(verdicts=verdicts, records=[*records, score_record])
+
+
+def _score(
+    keys: Mapping[str, SigningKey],
+    batch: Mapping[str, list[ClaimInput]],
+    features: Mapping[str, _Features],
+    claimants: Mapping[str, list[bytes]],
+    *,
+    job_id: str,
+    transport: Transport,
+    min_parties: int,
+    model: RiskModel,
+    window_end: int | None = None,
+    duplicates: Mapping[str, list[bool]] | None = None,
+    epochs: Mapping[str, TagEpoch] | None = None,
+) -> tuple[dict[str, ClaimVerdict], dict[str, Any]]:
+    """One aggregation job among `keys`' members, scored at each requester.
+
+    `claimants` lists, per member, the claimant keys to put through the
+    tags lap (all it holds; with `epochs`, those it may not have a tag for
+    yet). Returns a verdict per batch claim and the job's ledger record.
+    """
+    names = sorted(keys)
+    roster = {name: bytes(key.verify_key) for name, key in keys.items()}
+    queries: dict[str, list[Query]] = {name: [] for name in names}
+    for name, claims in batch.items():
+        queries[name] = [
+            (c.claimant, window_end or _ordinal(c.service_date)) for c in claims
+        ]
+    aggregation = {
+        name: AggregationSession(
+            name,
+            keys[name],
+            job_id,
+            roster,
+            claimants=claimants[name],
+            features=features[name],
+            queries=queries[name],
+            min_parties=min_parties,
+            epoch=None if epochs is None else epochs[name],
+        )
+        for name in names
+    }
+    run_rounds(aggregation, transport)
+
+    verdicts: dict[str, ClaimVerdict] = {}
+    scored: dict[str, list[bool]] = {name: [] for name in names}
+    for name, claims in batch.items():
+        answers = aggregation[name].result()
+        hits = duplicates[name] if duplicates is not None else [None] * len(claims)
+        for claim, hit, query in zip(claims, hits, queries[name], strict=True):
+            sums = answers[query]
+            risk = None if sums is None else model.evaluate(sums)
+            verdicts[claim.claim_id] = ClaimVerdict(
+                claim_id=claim.claim_id,
+                duplicate=hit,
+                score=None if risk is None else risk.score,
+                flagged=False if risk is None else risk.flagged,
+                contributors=0 if risk is None else risk.contributors,
+            )
+            scored[name].append(verdicts[claim.claim_id].flagged)
+    record = aggregation_job_record(
+        job_id,
+        names,
+        {name: aggregation[name].input_commitment() for name in names},
+        scored,
+    )
+    return verdicts, record
+
+
+class ScoringEpoch:
+    """Risk scores for batch after batch, at the cost of each batch.
+
+    `joint_fraud_check` indexes every member's whole holdings and blinds
+    every claimant again in each call, so a run of many batches grows with
+    the square of its claims. An epoch keeps, per member, the index of its
+    claims (`add`, and `flag` for a claim later found fraudulent) and a
+    `mpc_lite.aggregate.TagEpoch`, so a `score` call laps only claimants
+    new to the epoch and reads features from the kept index. What the
+    stable tags add to the leakage is in `mpc_lite.aggregate` ("Epochs");
+    start a new epoch on the schedule `mpc_lite.incremental` gives.
+
+    The in-process driver holds every member's state, as
+    `joint_fraud_check` does; in a deployment each member keeps its own.
+    """
+
+    def __init__(
+        self,
+        members: Mapping[str, SigningKey],
+        *,
+        transport: Transport | None = None,
+        min_parties: int = 3,
+        model: RiskModel = DEFAULT_MODEL,
+    ) -> None:
+        if len(members) < 2:
+            raise InvalidInput("a scoring epoch needs at least two members")
+        if min_parties < 2:
+            raise InvalidInput("min_parties must be at least 2")
+        self._keys = dict(members)
+        self._features = {name: _Features() for name in members}
+        self._tags = {name: TagEpoch() for name in members}
+        self._fresh: dict[str, list[bytes]] = {name: [] for name in members}
+        self._transport = transport or InProcessTransport()
+        self._min_parties = min_parties
+        self._model = model
+
+    def add(self, name: str, claims: list[ClaimInput]) -> None:
+        """Hold `claims` as `name`'s (a claim id already held is skipped)."""
+        if name not in self._features:
+            raise InvalidInput("claims added for a party outside the epoch")
+        features = self._features[name]
+        for claim in claims:
+            if features.add(claim):
+                self._fresh[name].append(claim.claimant)
+
+    def flag(self, name: str, claim_id: str) -> None:
+        """Count `name`'s claim `claim_id` among the claimant's earlier flags."""
+        self._features[name].flag(claim_id)
+
+    def score(
+        self, batch: Mapping[str, list[ClaimInput]], *, job_id: str
+    ) -> JointResult:
+        """Score `batch` (requester to its claims, added if new) like
+        `joint_fraud_check(duplicates=False)`; one `mpc_lite.risk_score`
+        record. On `ProtocolError` / `PartyUnavailable` nothing is lost:
+        the next call laps what this one could not.
+        """
+        unknown = sorted(set(batch) - set(self._keys))
+        if unknown:
+            raise InvalidInput(f"batch names {len(unknown)} party(ies) not in members")
+        for name, claims in batch.items():
+            self.add(name, claims)
+        verdicts, record = _score(
+            self._keys,
+            batch,
+            self._features,
+            self._fresh,
+            job_id=job_id,
+            transport=self._transport,
+            min_parties=self._min_parties,
+            model=self._model,
+            epochs=self._tags,
+        )
+        self._fresh = {name: [] for name in self._keys}
+        return JointResult(verdicts=verdicts, records=[record])
 
 
 def _duplicates(
@@ -328,8 +458,10 @@ def _duplicates(
         )
         for name in names
     }
+    askers = [name for name in names if batch.get(name)]
     sessions = {
-        name: party.open_session(dup_job, roster) for name, party in parties.items()
+        name: party.open_session(dup_job, roster, askers=askers)
+        for name, party in parties.items()
     }
     run_rounds(sessions, transport)
     duplicates = {name: sessions[name].result() for name in names}

@@ -1,9 +1,11 @@
 """ristretto255 (RFC 9496) through libsodium, as bundled by `rbcl`.
 
-Everything a protocol receives from another party goes through
-`validate_point` before it is used; the identity element is refused there
-because libsodium's `crypto_core_ristretto255_is_valid_point` accepts it
-(it decodes canonically) and a blinded identity would match every other
+Everything a protocol receives from another party is validated before it
+is used: by `validate_point`, or, for points the receiver raises to its
+scalar straight away, by `blind_received`, whose multiplication performs
+the same canonical decoding. The identity element is refused by both:
+libsodium's `crypto_core_ristretto255_is_valid_point` accepts it (it
+decodes canonically), and a blinded identity would match every other
 blinded identity.
 
 Hashing to the group is `hash_to_ristretto255` with `expand_message_xmd`
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import rbcl  # type: ignore[import-untyped]
 
@@ -28,6 +30,8 @@ __all__ = [
     "SCALAR_BYTES",
     "blind",
     "blind_many",
+    "blind_received",
+    "hash_many",
     "hash_to_group",
     "invert_scalar",
     "multiply_scalars",
@@ -72,6 +76,31 @@ def hash_to_group(domain: bytes, data: bytes) -> bytes:
     """
     uniform = expand_message_xmd(data, domain, _SHA512_OUT)
     return bytes(rbcl.crypto_core_ristretto255_from_hash(uniform))
+
+
+def hash_many(domain: bytes, items: Iterable[bytes]) -> list[bytes]:
+    """`hash_to_group(domain, item)` for each item, with the set-up shared.
+
+    The same RFC 9380 section 5.3.1 expansion to 64 bytes (one output
+    block): the SHA-512 state after the zero block Z_pad is computed once
+    and copied per item, and the tails that depend only on `domain` are
+    built once.
+    """
+    if not 0 < len(domain) <= 255:
+        raise ValueError("domain separation tag must be 1 to 255 bytes")
+    dst_prime = domain + bytes([len(domain)])
+    after_pad = hashlib.sha512(bytes(_SHA512_BLOCK))
+    first_tail = _SHA512_OUT.to_bytes(2, "big") + b"\x00" + dst_prime
+    second_tail = b"\x01" + dst_prime
+    sha512 = hashlib.sha512
+    to_point = rbcl.crypto_core_ristretto255_from_hash
+    points = []
+    for item in items:
+        state = after_pad.copy()
+        state.update(item + first_tail)
+        uniform = sha512(state.digest() + second_tail).digest()
+        points.append(bytes(to_point(uniform)))
+    return points
 
 
 def random_scalar() -> bytes:
@@ -128,3 +157,24 @@ def blind_many(points: Sequence[bytes], scalar: bytes) -> list[bytes]:
         return [bytes(multiply(scalar, point)) for point in points]
     except RuntimeError as exc:
         raise InvalidPoint("scalar multiplication gave the identity") from exc
+
+
+def blind_received(points: Sequence[bytes], scalar: bytes) -> list[bytes]:
+    """Validate points another party sent and raise each to `scalar`, in one pass.
+
+    `crypto_scalarmult_ristretto255` decodes its point with the canonical
+    decoding of RFC 9496 section 4.3.1 (the one `validate_point` uses) and
+    refuses a product that is the identity, which for a non-zero scalar
+    happens exactly when the point is the identity. So a list this returns
+    came from valid non-identity elements only, without paying for a
+    separate decoding of each. `scalar` must be non-zero: `random_scalar`
+    gives non-zero scalars, and so do their products and inverses. Raises
+    `InvalidPoint` at the first point that is not a valid element.
+    """
+    multiply = rbcl.crypto_scalarmult_ristretto255
+    try:
+        return [bytes(multiply(scalar, point)) for point in points]
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise InvalidPoint(
+            "a received point is not a valid non-identity element"
+        ) from exc

@@ -2,10 +2,13 @@
 
 A full `mpc_lite.psi.duplicate_check` re-blinds every party's whole input
 under fresh keys. An `Epoch` instead keeps each party's scalars for many
-checks, and each checking party t keeps `history`: the tags, under K*z, of
-every element the *other* parties have sent into t's checks so far. A new
-batch then costs what the batch costs (about n+1 scalar multiplications
-per new element per checking party), never a pass over history.
+checks, and each checking party t keeps `history`: the tags, under K*z
+(under K with two members, who have no mask), of every element the
+*other* parties have sent into t's checks so far. A new batch then costs
+what the batch costs, never a pass over history: per new element, n+1
+scalar multiplications for its own query lap (with the re-randomiser
+below) and n+1 for each other member's check it is a reference in (3 and
+2 with two members).
 
 `Epoch.check(batch)` runs the `mpc_lite.psi` protocol on the batch with the
 epoch's scalars; each party's new elements are checked against the others'
@@ -13,6 +16,10 @@ history and the others' elements in the same batch, then join the history
 the other parties check against. Elements a party sent before are not
 re-flagged when another party later sends the same one: the later
 claim is the one flagged. A party's own earlier elements never count.
+
+Every member is a checking party in every batch, asking or not: its
+history must take in the others' new elements even when it has none of
+its own. A member with an empty batch skips only its query lap.
 
 Key rotation
 ------------
@@ -29,15 +36,17 @@ Within an epoch tags are stable, so time becomes a side channel:
 
 * the checking party t sees each batch's reference lists labelled by
   sender and can compare them with every earlier batch: it learns how many
-  of j's new elements equal elements earlier sent by l, across the epoch;
+  of j's new elements equal elements earlier sent by l (or by j itself;
+  with two members that is all there is), across the epoch;
 * if t queries the same element again after each batch, it learns in
   which batch a matching element arrived, and so which party sent it when
   that batch held one party's elements only. Queries are re-randomised so
   relays cannot see a repeated query, but t itself can always do this.
   Batches that always carry every party's new claims together, and short
   epochs, limit it;
-* t's helper sees the merged batches under K and learns when an element
-  reappears in a later batch (a count per batch, not which element);
+* with three or more members, t's helper sees the merged batches under K
+  and learns when an element reappears in a later batch (a count per
+  batch, not which element);
 * a relay sees j's reference elements under partial keys that are stable
   over the epoch, so it learns when j sends the same element twice.
 
@@ -97,12 +106,13 @@ class Epoch:
         self._jobs += 1
         job_id = f"{self.epoch_id}/{self._jobs}"
         names = sorted(self._members)
+        askers = [name for name in names if batch[name]]
         sessions = {}
         for name in names:
             member = self._members[name]
             party = Party(name, batch[name], signing_key=member._signing_key)
             sessions[name] = party.open_session(
-                job_id, self._roster, epoch=self._states[name]
+                job_id, self._roster, epoch=self._states[name], askers=askers
             )
         run_rounds(sessions, self._transport)
         logger.debug("epoch %s: job %s checked", self.epoch_id, self._jobs)

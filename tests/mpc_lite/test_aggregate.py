@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from array import array
 from decimal import Decimal
 
 import pytest
@@ -16,6 +18,8 @@ from mpc_lite.aggregate import (
     encode,
     reconstruct,
     share,
+    share_words,
+    sum_words,
 )
 from mpc_lite.errors import InvalidInput
 from mpc_lite.keys import claimant_key
@@ -117,3 +121,70 @@ def test_model_configuration_is_checked() -> None:
 def test_aggregate_refuses_an_unknown_requester() -> None:
     with pytest.raises(InvalidInput, match="requester"):
         aggregate_features("z", [ANN], _consortium())
+
+
+@pytest.mark.parametrize("parties", [1, 2, 10])
+@pytest.mark.parametrize("count", [0, 1, 5, 70_001])
+def test_share_words_sum_back_to_the_vector_modulo_2_64(
+    parties: int, count: int
+) -> None:
+    vector = array("Q", os.urandom(8 * count))
+    if count:
+        vector[0] = 2**64 - 1  # wraps when the shares are added back
+    parts = share_words(vector, parties)
+    assert len(parts) == parties
+    assert all(isinstance(part, array) and len(part) == count for part in parts)
+    assert sum_words(parts) == vector
+    assert reconstruct([part.tolist() for part in parts]) == vector.tolist()
+    if count > 1 and parties > 1:
+        assert all(part != vector for part in parts)
+        assert len({part.tobytes() for part in parts}) == parties
+
+
+def test_sharing_draws_fresh_randomness_every_time() -> None:
+    vector = [encode(v) for v in range(16)]
+    first, second = share(vector, 3), share(vector, 3)
+    assert first[0] != second[0] and first[2] != second[2]
+    assert reconstruct(first) == reconstruct(second) == vector
+
+
+def test_shares_add_up_to_the_sum_of_the_vectors() -> None:
+    left = [encode(v) for v in (1, -2, 3.5)]
+    right = [encode(v) for v in (-1, 5, 0.25)]
+    holders = [
+        sum_words([a, b]) for a, b in zip(share(left, 4), share(right, 4), strict=True)
+    ]
+    assert [decode(word) for word in sum_words(holders)] == [0, 3, 3.75]
+
+
+@pytest.mark.parametrize("bad", [[-1], [2**64], [1.5], ["1"]])
+def test_share_elements_outside_z_2_64_are_refused(bad: list[object]) -> None:
+    with pytest.raises(InvalidInput, match=r"integer in \[0, 2\^64\)"):
+        share(bad, 3)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match=r"integer in \[0, 2\^64\)"):
+        reconstruct([[0], bad])  # type: ignore[list-item]
+
+
+def test_share_and_reconstruct_check_their_arguments() -> None:
+    with pytest.raises(InvalidInput, match="at least one share"):
+        share([1], 0)
+    with pytest.raises(InvalidInput, match="nothing to reconstruct"):
+        reconstruct([])
+    with pytest.raises(InvalidInput, match="same length"):
+        reconstruct([[1, 2], [3]])
+
+
+@pytest.mark.parametrize("count", [7, 8, 9, 17])
+def test_share_words_across_keystream_blocks(
+    monkeypatch: pytest.MonkeyPatch, count: int
+) -> None:
+    import mpc_lite.aggregate as aggregate
+
+    monkeypatch.setattr(aggregate, "_BLOCK_WORDS", 4)
+    vector = array("Q", os.urandom(8 * count))
+    parts = share_words(vector, 3)
+    assert [len(part) for part in parts] == [count] * 3
+    assert sum_words(parts) == vector
+    # Every block of a random share is fresh keystream, not a repeat.
+    first = parts[0]
+    assert first[:4] != first[4:8]

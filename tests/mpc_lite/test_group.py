@@ -8,7 +8,10 @@ import rbcl
 from mpc_lite.errors import InvalidPoint
 from mpc_lite.group import (
     blind,
+    blind_many,
+    blind_received,
     expand_message_xmd,
+    hash_many,
     hash_to_group,
     random_scalar,
     validate_point,
@@ -113,3 +116,29 @@ def test_blind_refuses_the_identity() -> None:
 def test_blind_refuses_a_zero_scalar() -> None:
     with pytest.raises(InvalidPoint, match="identity"):
         blind(hash_to_group(b"d", b"x"), bytes(32))
+
+
+def test_hash_many_is_hash_to_group_of_each_item() -> None:
+    items = [b"", b"claim", b"x" * 300]
+    assert hash_many(b"dst", items) == [hash_to_group(b"dst", i) for i in items]
+    with pytest.raises(ValueError, match="separation tag"):
+        hash_many(b"", items)
+
+
+def test_blind_received_raises_valid_points_like_blind_many() -> None:
+    points = hash_many(b"d", [b"1", b"2"])
+    scalar = random_scalar()
+    assert blind_received(points, scalar) == blind_many(points, scalar)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [bytes(32), b"\xff" * 32, b"\x01" * 31],
+    ids=["identity", "non-canonical", "short"],
+)
+def test_blind_received_refuses_what_validate_point_refuses(bad: bytes) -> None:
+    with pytest.raises(InvalidPoint):
+        validate_point(bad)
+    points = [hash_to_group(b"d", b"1"), bad]
+    with pytest.raises(InvalidPoint, match="not a valid non-identity element"):
+        blind_received(points, random_scalar())

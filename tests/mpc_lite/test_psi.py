@@ -293,3 +293,183 @@ def test_queries_get_answers_and_other_elements_only_serve_as_references() -> No
     assert result == {"a": [True, False, True], "b": [], "c": [True]}
     with pytest.raises(InvalidInput, match="every query must be an element"):
         Party("d", [b"x"], queries=[b"w"])
+
+
+def _streams(transport: RecordingTransport) -> list[tuple[int, str, int]]:
+    """(round, stream, points) of every message the transport carried."""
+    return [
+        (envelope.round, name, len(points))
+        for message in transport.sent
+        for envelope in [message.unverified_envelope()]
+        for name, points in envelope.streams.items()
+    ]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_two_parties_match_the_plain_computation_in_two_rounds(seed: int) -> None:
+    sets = _random_sets(seed, ["a", "b"])
+    transport = RecordingTransport()
+    result = duplicate_check([Party(n, s) for n, s in sets.items()], transport)
+    assert result == _expected(sets)
+    streams = _streams(transport)
+    assert max(round_ for round_, _, _ in streams) == 2
+    assert not [name for _, name, _ in streams if name.startswith("merge/")]
+
+
+def test_two_parties_compare_under_k_with_four_multiplications_per_pair(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each query and each reference is raised twice, as in two-party DH PSI."""
+    import mpc_lite.psi as psi
+
+    counted = {"points": 0}
+
+    Blind = Callable[[list[bytes], bytes], list[bytes]]
+
+    def counting(function: Blind) -> Blind:
+        def wrapper(points: list[bytes], scalar: bytes) -> list[bytes]:
+            counted["points"] += len(points)
+            return function(points, scalar)
+
+        return wrapper
+
+    monkeypatch.setattr(psi, "blind_many", counting(psi.blind_many))
+    monkeypatch.setattr(psi, "blind_received", counting(psi.blind_received))
+    asking = [f"q{i}".encode() for i in range(40)]
+    answering = [f"q{i}".encode() for i in range(30, 90)]
+    result = duplicate_check([Party("a", asking), Party("b", answering, queries=[])])
+    assert result == {"a": [i >= 30 for i in range(40)], "b": []}
+    assert counted["points"] == 2 * len(asking) + 2 * len(answering)
+
+
+@pytest.mark.parametrize("names", [["a", "b"], ["a", "b", "c"]])
+def test_a_party_that_asks_nothing_gets_no_sub_protocol(names: list[str]) -> None:
+    sets = _random_sets(5, names)
+    parties = [
+        Party(name, sets[name], queries=[] if name == "b" else None) for name in names
+    ]
+    transport = RecordingTransport()
+    result = duplicate_check(parties, transport)
+    expected = _expected(sets)
+    expected["b"] = []
+    assert result == expected
+    # b's elements still served as references: a's "two" is held by b only.
+    assert result["a"][sets["a"].index(b"two")] is True
+    streams = [name for _, name, _ in _streams(transport)]
+    assert not [name for name in streams if name.split("/")[1] == "b"]
+    assert "ref/a/b" in streams
+
+
+def test_rounds_follow_the_number_of_parties_and_who_asks() -> None:
+    def last_round(parties: list[Party]) -> int:
+        transport = RecordingTransport()
+        duplicate_check(parties, transport)
+        return max((r for r, _, _ in _streams(transport)), default=0)
+
+    assert last_round([Party("a", [b"1"]), Party("b", [b"2"])]) == 2
+    assert last_round([Party(n, [b"1"]) for n in "abc"]) == 4
+    assert last_round([Party(n, [b"1"]) for n in "abcd"]) == 5
+    assert last_round([Party("a", [b"1"], queries=[]), Party("b", [])]) == 0
+
+
+def test_a_party_with_queries_must_be_listed_as_asking() -> None:
+    party = Party("a", [b"1"])
+    roster = {"a": party.verify_key, "b": Party("b", []).verify_key}
+    with pytest.raises(InvalidInput, match="not listed as asking"):
+        party.open_session("job", roster, askers=["b"])
+    with pytest.raises(InvalidInput, match="must be in the job's roster"):
+        party.open_session("job", roster, askers=["a", "z"])
+
+
+def _pair() -> tuple[list[Party], dict[str, SigningKey]]:
+    keys = {name: SigningKey.generate() for name in ("a", "b")}
+    parties = [
+        Party("a", [b"1", b"2", b"3"], signing_key=keys["a"]),
+        Party("b", [b"2", b"3", b"4"], signing_key=keys["b"], queries=[]),
+    ]
+    return parties, keys
+
+
+@pytest.mark.parametrize(
+    ("round_", "stream"),
+    [(1, "ref/a/b"), (2, "query/a")],
+    ids=["raised-on-arrival", "only-compared"],
+)
+@pytest.mark.parametrize(
+    "bad", [bytes(32), b"\xff" * 32], ids=["identity", "non-canonical"]
+)
+def test_two_parties_refuse_an_invalid_point_in_every_stream(
+    round_: int, stream: str, bad: bytes
+) -> None:
+    parties, keys = _pair()
+
+    def poison(message: SealedMessage) -> SealedMessage:
+        envelope = message.unverified_envelope()
+        if envelope.round != round_ or stream not in envelope.streams:
+            return message
+        points = list(envelope.streams[stream])
+        points[1] = bad
+        return _reseal(message, keys["b"], streams={stream: points})
+
+    with pytest.raises(
+        ProtocolError, match=f"from 'b' in round {round_} .*element 1 of {stream}"
+    ) as info:
+        duplicate_check(parties, RecordingTransport(poison))
+    assert isinstance(info.value.__cause__, InvalidPoint)
+
+
+def test_two_parties_refuse_a_replay_and_a_short_query() -> None:
+    parties, keys = _pair()
+    transport = RecordingTransport()
+
+    def replay(message: SealedMessage) -> SealedMessage:
+        if message.unverified_envelope().round == 2:
+            return transport.sent[-1]
+        return message
+
+    transport._edit = replay
+    with pytest.raises(ProtocolError, match="from 'b' in round 1 .*replayed"):
+        duplicate_check(parties, transport)
+
+    def shorten(message: SealedMessage) -> SealedMessage:
+        envelope = message.unverified_envelope()
+        if envelope.round == 2:
+            short = {"query/a": envelope.streams["query/a"][1:]}
+            return _reseal(message, keys["b"], streams=short)
+        return message
+
+    parties, keys = _pair()
+    with pytest.raises(ProtocolError, match="round 2 .*different length"):
+        duplicate_check(parties, RecordingTransport(shorten))
+
+
+def test_two_parties_name_one_that_drops_out_after_round_one() -> None:
+    parties, _ = _pair()
+
+    class Drops(InProcessTransport):
+        def send(self, message: SealedMessage) -> None:
+            envelope = message.unverified_envelope()
+            if not (envelope.sender == "b" and envelope.round == 2):
+                super().send(message)
+
+    with pytest.raises(
+        PartyUnavailable, match="party 'b' sent no message in round 2"
+    ) as info:
+        duplicate_check(parties, Drops())
+    assert (info.value.party, info.value.round) == ("b", 2)
+
+
+def test_shuffle_is_a_permutation_that_reaches_every_order() -> None:
+    from mpc_lite.psi import _shuffled
+
+    orders = {tuple(_shuffled([1, 2, 3])) for _ in range(600)}
+    assert orders == {
+        (1, 2, 3),
+        (1, 3, 2),
+        (2, 1, 3),
+        (2, 3, 1),
+        (3, 1, 2),
+        (3, 2, 1),
+    }
+    items = list(range(1000))
+    assert sorted(_shuffled(items)) == list(range(1000))
