@@ -3,16 +3,20 @@
 1. Read every bundle in the folder; a bundle that does not parse is reported
    by file name and skipped.
 2. Set up the consortium: N insurers with the shipped example policies, every
-   hospital found in the data as an accredited issuer, a wallet per patient,
-   each patient enrolled with one insurer.
+   hospital found in the data as an accredited issuer, a wallet per patient.
+   Each claim goes to the insurer whose plan its FHIR Claim names as focal
+   coverage (`Claim.insurance`), when that is one of the shipped plans;
+   otherwise to one insurer picked from the patient's id. A patient holds a
+   policy with every insurer their claims go to.
 3. Each FHIR Claim becomes a treatment credential issued by its hospital.
-4. Each patient submits each credential to their insurer; then `duplicates`
+4. Each patient submits each credential to its insurer; then `duplicates`
    treatments are submitted a second time to another insurer (the claimant
    holds a policy there too), and four hostile submissions are added: a
    tampered credential, one from a hospital outside the consortium, one
    presented with the wrong challenge, and one the hospital has revoked.
 5. The Prefect flow takes every submitted claim through intake, verify,
-   joint duplicate check, adjudication and settlement.
+   the joint check (duplicates, and a risk score for a claimant whom at
+   least three insurers hold), adjudication and settlement.
 6. The summary, and one ledger receipt per settled claim, are written out.
 """
 
@@ -58,11 +62,15 @@ def example_bundles() -> Path:
     return Path(str(resources.files("claims") / "examples" / "bundles"))
 
 
-def example_policy(index: int) -> dict[str, Any]:
-    """The shipped plan of the `index`-th insurer (1-based), cycling over three."""
+def _shipped_plan(index: int) -> dict[str, Any]:
     name = f"insurer-{(index - 1) % 3 + 1}.toml"
     text = (resources.files("claims") / "examples" / name).read_text(encoding="utf-8")
-    data = tomllib.loads(text)
+    return tomllib.loads(text)
+
+
+def example_policy(index: int) -> dict[str, Any]:
+    """The shipped plan of the `index`-th insurer (1-based), cycling over three."""
+    data = _shipped_plan(index)
     data["insurer"] = f"Insurer {index}"
     data["plan_id"] = f"insurer-{index}-{data['plan_id']}"
     return data
@@ -149,18 +157,22 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         consortium.add_hospital(hospital_id, name or hospital_id)
     patients = sorted({patient for patient, _ in treatments})
     wallets = {}
-    home: dict[str, str] = {}
     first_service: dict[str, str] = {}
     for patient, treatment in treatments:
         day = treatment.service_date
         first_service[patient] = min(first_service.get(patient, day), day)
+    named = _named_insurers(source, insurers)
+    insurer_of: dict[tuple[str, str], str] = {}
+    for patient, treatment in treatments:
+        digest = hashlib.sha256(patient.encode()).digest()
+        fallback = insurers[digest[0] % len(insurers)]
+        insurer_of[patient, treatment.invoice] = named.get(treatment.invoice, fallback)
     for patient in patients:
         member, key = consortium.add_member(f"patient-{patient}", "claimant", patient)
         wallets[patient] = key
-        digest = hashlib.sha256(patient.encode()).digest()
-        home[patient] = insurers[digest[0] % len(insurers)]
+    for (patient, _), insurer in sorted(insurer_of.items()):
         consortium.enrol(
-            home[patient], key.did, _enrolled_since(first_service[patient])
+            insurer, wallets[patient].did, _enrolled_since(first_service[patient])
         )
     say(
         f"consortium: {len(insurers)} insurers, {len(hospitals)} hospitals,"
@@ -178,9 +190,11 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
 
     # 4. Submissions: every claim once, some twice, and the hostile ones.
     claim_ids: dict[str, str] = {}
-    for patient, _, credential in issued:
+    home: dict[str, str] = {}
+    for patient, treatment, credential in issued:
+        home[credential["id"]] = insurer_of[patient, treatment.invoice]
         claim_ids[credential["id"]] = _submit(
-            consortium, home[patient], wallets[patient], credential
+            consortium, home[credential["id"]], wallets[patient], credential
         )
     duplicate_pairs = _submit_duplicates(
         consortium, issued, home, wallets, insurers, options.duplicates, rng, claim_ids
@@ -229,6 +243,51 @@ def _enrolled_since(first_service: str) -> date:
     return date(year - 1, month, min(day, 28))
 
 
+def _named_insurers(source: Path, insurers: list[str]) -> dict[str, str]:
+    """FHIR Claim id -> the insurer whose shipped plan that Claim names.
+
+    A FHIR Claim names who is to pay in its focal `Claim.insurance.coverage`;
+    the demo matches that reference's `display` against the `insurer` names
+    of the shipped plans (`claims/examples/insurer-N.toml`, the N-th insurer
+    running the N-th plan). A name no plan has (Synthea's payers, say), and
+    a Claim id found more than once in the folder, route nothing: those
+    claims go to the patient's one insurer. Reads every bundle a second time
+    (`load_directory` keeps no coverage); a file that does not parse is
+    skipped silently, as `load_directory` has already reported it.
+    """
+    by_name: dict[str, str] = {}
+    for number, insurer in enumerate(insurers, start=1):
+        by_name.setdefault(str(_shipped_plan(number).get("insurer", "")), insurer)
+    found: dict[str, str | None] = {}
+    for file in sorted(source.glob("*.json")):
+        try:
+            bundle = json.loads(file.read_bytes())
+        except (OSError, ValueError):
+            continue
+        entries = bundle.get("entry") if isinstance(bundle, dict) else None
+        for entry in entries if isinstance(entries, list) else ():
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict):
+                continue
+            if resource.get("resourceType") != "Claim" or not resource.get("id"):
+                continue
+            claim_id = str(resource["id"])
+            payer = _focal_payer(resource, by_name)
+            found[claim_id] = None if claim_id in found else payer
+    return {claim_id: payer for claim_id, payer in found.items() if payer}
+
+
+def _focal_payer(claim: dict[str, Any], by_name: dict[str, str]) -> str | None:
+    """The insurer named by the focal coverage of a FHIR Claim, if any."""
+    for insurance in claim.get("insurance") or ():
+        if not isinstance(insurance, dict) or insurance.get("focal") is not True:
+            continue
+        coverage = insurance.get("coverage")
+        display = coverage.get("display") if isinstance(coverage, dict) else None
+        return by_name.get(display) if isinstance(display, str) else None
+    return None
+
+
 def _submit(
     consortium: Consortium,
     insurer_id: str,
@@ -260,15 +319,17 @@ def _submit_duplicates(
 ) -> list[tuple[str, str]]:
     """Claim `count` treatments a second time at another insurer.
 
+    `home` maps each credential id to the insurer it was first claimed at.
     Returns (first claim id, second claim id) pairs.
     """
     pairs: list[tuple[str, str]] = []
     picks = rng.sample(range(len(issued)), min(count, len(issued)))
     for pick in picks:
         patient, _, credential = issued[pick]
-        others = [i for i in insurers if i != home[patient]]
+        first = home[credential["id"]]
+        others = [i for i in insurers if i != first]
         elsewhere = others[rng.randrange(len(others))]
-        enrolment = consortium.enrollment(home[patient], wallets[patient].did)
+        enrolment = consortium.enrollment(first, wallets[patient].did)
         assert enrolment is not None
         consortium.enrol(elsewhere, wallets[patient].did, enrolment.since)
         second = _submit(consortium, elsewhere, wallets[patient], credential)
@@ -283,10 +344,14 @@ def _submit_hostile(
     wallets: dict[str, Any],
     rng: random.Random,
 ) -> dict[str, str]:
-    """The four bad submissions; returns claim id -> the rejection expected."""
+    """The four bad submissions; returns claim id -> the rejection expected.
+
+    Each goes to the insurer that the claim it was made from went to (`home`,
+    by credential id).
+    """
     expected: dict[str, str] = {}
     patient, treatment, credential = issued[rng.randrange(len(issued))]
-    insurer, wallet = home[patient], wallets[patient]
+    insurer, wallet = home[credential["id"]], wallets[patient]
 
     # A credential whose billed amount was raised after signing.
     tampered = copy.deepcopy(credential)
@@ -301,14 +366,14 @@ def _submit_hostile(
     expected[_submit(consortium, insurer, wallet, outsider)] = "untrusted_issuer"
 
     # A genuine credential presented with a challenge the insurer did not give.
-    patient2, treatment2, _ = issued[rng.randrange(len(issued))]
+    patient2, treatment2, credential2 = issued[rng.randrange(len(issued))]
     fresh = issue_treatment_credential(
         consortium, treatment2.provider, treatment2, wallets[patient2].did
     )
     expected[
         _submit(
             consortium,
-            home[patient2],
+            home[credential2["id"]],
             wallets[patient2],
             fresh,
             signed_challenge="not-the-insurers-challenge",
@@ -316,14 +381,14 @@ def _submit_hostile(
     ] = "wrong_challenge"
 
     # A credential the hospital revoked before it was presented.
-    patient3, treatment3, _ = issued[rng.randrange(len(issued))]
+    patient3, treatment3, credential3 = issued[rng.randrange(len(issued))]
     revoked = issue_treatment_credential(
         consortium, treatment3.provider, treatment3, wallets[patient3].did
     )
     revoke(consortium, treatment3.provider, revoked["id"])
-    expected[_submit(consortium, home[patient3], wallets[patient3], revoked)] = (
-        "revoked"
-    )
+    expected[
+        _submit(consortium, home[credential3["id"]], wallets[patient3], revoked)
+    ] = "revoked"
     return expected
 
 
@@ -369,6 +434,8 @@ def _summarise(
         "distinct_treatments_flagged": len(false_flags),
         "hostile_injected": len(hostile),
         "hostile_rejected_as_expected": hostile_ok,
+        "risk_scored": sum(1 for claim in claims if claim.risk_score is not None),
+        "risk_flagged": sum(1 for claim in claims if claim.risk_flagged),
         "turnaround_p50_s": round(_percentile(turnaround, 50), 4),
         "turnaround_p95_s": round(_percentile(turnaround, 95), 4),
         "ledger_size": size,

@@ -9,7 +9,7 @@ claim waiting in the workspace's queue, in leased batches, so several runs on
 several workers share the queue without taking the same claim twice (see
 `flows.process`). The workers must see the same `CLAIMS_DATABASE_URL` (a
 PostgreSQL database, for more than one worker) and the same workspace folder
-(member keys). /work/notes/README_scale.md walks through it.
+(member keys). The README's "Running at scale" section walks through it.
 """
 
 from __future__ import annotations

@@ -138,6 +138,8 @@ def demo(
         "distinct_treatments_flagged",
         "hostile_injected",
         "hostile_rejected_as_expected",
+        "risk_scored",
+        "risk_flagged",
         "turnaround_p50_s",
         "turnaround_p95_s",
         "ledger_size",
@@ -150,7 +152,9 @@ def demo(
         f"wrote {out / 'summary.json'} and {summary['settled']} receipts in"
         f" {out / 'receipts'}"
     )
-    console.print("next: [bold]claims status[/bold]   (each claim, its state, reason)")
+    console.print(
+        "next: [bold]claims status[/bold]   (each claim, its state, risk score, reason)"
+    )
     console.print(
         f"      [bold]claims ledger verify-receipt {out / 'receipts'}/CLAIM.json"
         f" --keys-file {out / 'ledger-keys.json'}[/bold]"
@@ -184,14 +188,18 @@ def status(
     store = Store(require_store().database_url)
     with Session(store.engine) as session:
         if claim_id is None:
-            claims = list(session.exec(select(Claim).order_by(Claim.submitted_at)))
+            query = select(Claim).order_by(Claim.submitted_at)  # type: ignore[arg-type]
+            claims = list(session.exec(query))
             rows = [_claim_row(claim) for claim in claims]
             if as_json:
                 emit_json(rows)
                 return
             # Whole ids on a wide terminal; on a narrow one the first 8
-            # characters, which `claims status ID` accepts as a prefix.
+            # characters, which `claims status ID` accepts as a prefix. The
+            # risk column only from 100 columns on: on 80 it would leave the
+            # reason no room (`claims status ID` always shows the score).
             wide = console.width >= 140
+            with_risk = console.width >= 100
             table = Table(title=f"{len(rows)} claims")
             # Only the reason wraps; every other column keeps its width.
             table.add_column("claim", no_wrap=True)
@@ -199,20 +207,28 @@ def status(
             table.add_column("state", no_wrap=True)
             table.add_column("billed", justify="right", no_wrap=True)
             table.add_column("payable", justify="right", no_wrap=True)
+            if with_risk:
+                table.add_column("risk", justify="right", no_wrap=True)
             table.add_column("reason")
             for row in rows:
+                score = row["risk_score"]
+                risk = "-" if score is None else f"{score:.3f}"
+                if row["risk_flagged"]:
+                    risk += " flagged"
                 table.add_row(
                     row["id"] if wide else row["id"][:8],
                     row["insurer"],
                     row["state"],
                     row["billed"] or "",
                     row["payable"] or "",
+                    *([risk] if with_risk else []),
                     row["reason"] or "",
                 )
             console.print(table)
             return
         claim = store.get_claim(session, claim_id)
-        events = store.events(session, claim_id)
+        # By the full id: `claim_id` may be a prefix.
+        events = store.events(session, claim.id)
         data = _claim_row(claim)
         data["timeline"] = [
             {"state": e.state, "at": e.at.isoformat(), "reason": e.reason}
@@ -231,15 +247,7 @@ def status(
         f"billed {data['billed'] or '-'}  payable {data['payable'] or '-'}"
         f"  duplicate elsewhere: {data['duplicate']}"
     )
-    score = data["risk_score"]
-    console.print(
-        "joint risk score: "
-        + (
-            "not computed (fewer than 3 insurers hold this claimant)"
-            if score is None
-            else f"{score:.4f}" + (" (above threshold)" if data["risk_flagged"] else "")
-        )
-    )
+    console.print(f"joint risk score: {_risk_text(data)}")
     table = Table(title="timeline")
     table.add_column("state")
     table.add_column("at (UTC)")
@@ -247,6 +255,30 @@ def status(
     for event in data["timeline"]:
         table.add_row(event["state"], event["at"], event["reason"] or "")
     console.print(table)
+
+
+def _risk_text(data: dict[str, Any]) -> str:
+    """The joint risk score of one claim, or why there is none, in words.
+
+    `data` is a `_claim_row` with its `timeline`. The threshold shown is the
+    consortium's default model's, the one the flow scores with.
+    """
+    from mpc_lite.score import DEFAULT_MODEL
+
+    score = data["risk_score"]
+    threshold = DEFAULT_MODEL.threshold
+    if score is not None:
+        if data["risk_flagged"]:
+            return f"{score:.4f}, flagged: at or above the threshold {threshold:g}"
+        return f"{score:.4f}, below the threshold {threshold:g}"
+    reached = {event["state"] for event in data["timeline"]}
+    if data["state"] == "rejected":
+        return "not computed: the claim was rejected before the joint check"
+    if "scored" not in reached:
+        return "not computed: the claim has not been through the joint check"
+    if data["duplicate"] is None:
+        return "not computed: no consent to the joint fraud check"
+    return "not computed: fewer than 3 insurers hold this claimant"
 
 
 def _claim_row(claim: Any) -> dict[str, Any]:

@@ -1,13 +1,25 @@
-"""`claims demo` never touches data that is not its own, and reports bad input."""
+"""`claims demo`: its own workspace only, bad input reported, the joint score shown."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlmodel import Session, select
+from typer.testing import CliRunner
 
-from claims.demo import DemoOptions, run_demo
+from claims.cli.main import app
+from claims.consortium import Consortium
+from claims.demo import DemoOptions, _named_insurers, example_bundles, run_demo
 from claims.errors import ConfigError, NotFound
+from claims.fhir_intake import read_bundle
+from claims.settings import Settings
+from claims.store import Claim
 
 
 def test_the_demo_refuses_a_workspace_that_holds_other_data(tmp_path: Path) -> None:
@@ -44,3 +56,207 @@ def test_the_demo_can_run_twice_in_its_own_workspace(tmp_path: Path) -> None:
     second = run_demo(options)
     assert first["claims"] == second["claims"]
     assert second["duplicates_caught"] == second["duplicates_injected"] == 5
+
+
+# -- the joint risk score in the shipped demo ------------------------------------
+
+SERIAL_BUNDLE = "wren_halloway.json"
+"""The shipped serial claimant: claims spread over all three insurers."""
+
+
+def _live_claims(workspace: Path) -> list[Claim]:
+    """Every claim of the demo that reached verification (not rejected)."""
+    store = Consortium(Settings.load(workspace)).store
+    with Session(store.engine) as session:
+        claims = list(session.exec(select(Claim)))
+    return [claim for claim in claims if claim.state != "rejected"]
+
+
+def _by_claimant(workspace: Path) -> dict[str, list[Claim]]:
+    """Live claims by the hospital-asserted patient identifier."""
+    found: dict[str, list[Claim]] = {}
+    for claim in _live_claims(workspace):
+        found.setdefault(claim.treatment_data()["patient_ref"], []).append(claim)
+    return found
+
+
+def _serial_mrn() -> str:
+    (patient,) = read_bundle(example_bundles() / SERIAL_BUNDLE).patients.values()
+    assert patient.mrn is not None
+    return patient.mrn
+
+
+def _status(workspace: Path, *args: str) -> str:
+    """`claims status` output, runs of white space (and line wraps) made one."""
+    result = CliRunner().invoke(app, ["--workspace", str(workspace), "status", *args])
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def _status_table(workspace: Path, columns: int) -> str:
+    """The list of `claims status` as the installed command prints it."""
+    script = Path(sys.executable).parent / "claims"
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "claims"]
+    done = subprocess.run(
+        [*command, "--workspace", str(workspace), "status"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": str(columns)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_serial_claimant_is_scored_at_all_three_insurers_and_flagged(
+    demo_workspace: Path,
+) -> None:
+    claims = _by_claimant(demo_workspace)[_serial_mrn()]
+    assert len(claims) >= 24
+    # Each claim went where its FHIR Claim's coverage says: all three insurers.
+    assert {claim.insurer_id for claim in claims} == {
+        "insurer-1",
+        "insurer-2",
+        "insurer-3",
+    }
+    for claim in claims:
+        assert claim.risk_score is not None, claim.id
+        assert 0 < claim.risk_score < 1
+        assert claim.risk_flagged == (claim.risk_score >= 0.5)
+    flagged = [claim for claim in claims if claim.risk_flagged]
+    assert flagged
+    assert all(claim.state == "in_review" for claim in flagged)
+    for_risk = [
+        claim for claim in flagged if "risk score" in (claim.reason or "").lower()
+    ]
+    assert for_risk, [claim.reason for claim in flagged]
+    # The pattern builds up: her first claims, seen alone, are far from it.
+    earliest = min(claims, key=lambda claim: claim.treatment_data()["start"])
+    assert earliest.risk_score is not None and earliest.risk_score < 0.01
+    assert not earliest.risk_flagged
+
+
+def test_an_ordinary_single_insurer_claimant_gets_no_score(
+    demo_workspace: Path,
+) -> None:
+    serial = _serial_mrn()
+    ordinary = {
+        patient: claims
+        for patient, claims in _by_claimant(demo_workspace).items()
+        if patient != serial and len({claim.insurer_id for claim in claims}) == 1
+    }
+    assert ordinary, "no claimant of the demo is held by a single insurer"
+    for claims in ordinary.values():
+        for claim in claims:
+            assert claim.risk_score is None
+            assert not claim.risk_flagged
+    others = [
+        claim
+        for patient, claims in _by_claimant(demo_workspace).items()
+        if patient != serial
+        for claim in claims
+    ]
+    assert not any(claim.risk_flagged for claim in others)
+
+
+def test_the_summary_counts_scored_and_flagged_claims(demo_workspace: Path) -> None:
+    summary = json.loads(
+        (demo_workspace.parent / "out" / "summary.json").read_text(encoding="utf-8")
+    )
+    claims = _live_claims(demo_workspace)
+    assert summary["risk_scored"] == sum(1 for c in claims if c.risk_score is not None)
+    assert summary["risk_flagged"] == sum(1 for c in claims if c.risk_flagged)
+    assert summary["risk_flagged"] >= 1
+    assert summary["duplicates_caught"] == summary["duplicates_injected"] == 5
+    assert summary["hostile_rejected_as_expected"] == summary["hostile_injected"] == 4
+    assert summary["distinct_treatments_flagged"] == 0
+
+
+def test_claims_status_shows_the_score_or_why_there_is_none(
+    demo_workspace: Path,
+) -> None:
+    by_claimant = _by_claimant(demo_workspace)
+    serial = by_claimant.pop(_serial_mrn())
+    flagged = next(claim for claim in serial if claim.risk_flagged)
+    assert flagged.risk_score is not None
+    # A prefix of the id is enough, and still finds the claim's timeline.
+    shown = _status(demo_workspace, flagged.id[:8])
+    assert (
+        f"joint risk score: {flagged.risk_score:.4f}, flagged: at or above"
+        " the threshold 0.5" in shown
+    )
+    assert "scored" in shown
+    below = next(claim for claim in serial if not claim.risk_flagged)
+    assert below.risk_score is not None
+    assert f"{below.risk_score:.4f}, below the threshold 0.5" in _status(
+        demo_workspace, below.id
+    )
+    unscored = next(
+        claim
+        for claims in by_claimant.values()
+        for claim in claims
+        if claim.risk_score is None
+    )
+    assert (
+        "joint risk score: not computed: fewer than 3 insurers hold this claimant"
+        in _status(demo_workspace, unscored.id)
+    )
+
+
+def test_the_list_of_claims_shows_the_score_on_a_wide_terminal(
+    demo_workspace: Path,
+) -> None:
+    flagged = next(c for c in _live_claims(demo_workspace) if c.risk_flagged)
+    assert flagged.risk_score is not None
+    wide = _status_table(demo_workspace, 160)
+    assert "risk" in wide
+    row = next(line for line in wide.splitlines() if flagged.id in line)
+    assert f"{flagged.risk_score:.3f} flagged" in row
+    # On 80 columns the reason keeps its room; the score is left out.
+    assert "flagged" not in _status_table(demo_workspace, 80)
+
+
+def test_claims_status_says_a_rejected_claim_was_never_scored(
+    demo_workspace: Path,
+) -> None:
+    store = Consortium(Settings.load(demo_workspace)).store
+    with Session(store.engine) as session:
+        rejected = session.exec(select(Claim).where(Claim.state == "rejected")).first()
+    assert rejected is not None
+    assert "not computed: the claim was rejected before the joint check" in _status(
+        demo_workspace, rejected.id
+    )
+
+
+def test_a_claim_goes_to_the_insurer_its_coverage_names_only_when_unambiguous(
+    tmp_path: Path,
+) -> None:
+    def claim(claim_id: str, payer: str, *, focal: bool = True) -> dict[str, Any]:
+        coverage = {"sequence": 1, "focal": focal, "coverage": {"display": payer}}
+        return {
+            "resource": {
+                "resourceType": "Claim",
+                "id": claim_id,
+                "insurance": [coverage],
+            }
+        }
+
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            claim("named", "Cedar Ridge Health Cooperative"),
+            claim("unknown", "Some Payer Outside The Consortium"),
+            claim("not-focal", "Northwind Mutual Health", focal=False),
+            claim("twice", "Harbourline Assurance"),
+        ],
+    }
+    again = {
+        "resourceType": "Bundle",
+        "entry": [claim("twice", "Harbourline Assurance")],
+    }
+    (tmp_path / "a.json").write_text(json.dumps(bundle), encoding="utf-8")
+    (tmp_path / "b.json").write_text(json.dumps(again), encoding="utf-8")
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    insurers = ["insurer-1", "insurer-2", "insurer-3"]
+    assert _named_insurers(tmp_path, insurers) == {"named": "insurer-3"}

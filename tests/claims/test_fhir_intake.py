@@ -277,7 +277,7 @@ class TestReferences:
     def test_example_bundles_read_cleanly(self) -> None:
         result = load_directory(EXAMPLES)
         assert result.errors == []
-        assert len(result.treatments) == 15
+        assert len(result.treatments) == 39
         assert {t.claim_type for _, t in result.treatments} == {
             "institutional",
             "pharmacy",
@@ -285,7 +285,7 @@ class TestReferences:
         }
         # Conditional references name the hospital in hospitals.json.
         assert all(t.provider_name for _, t in result.treatments)
-        assert sum(len(b.encounters) for b in result.bundles) == 12
+        assert sum(len(b.encounters) for b in result.bundles) == 36
 
 
 class TestBadBundles:
