@@ -37,12 +37,17 @@ Every function here works inside the caller's session (the flow step's
 transaction), so the replacement, the accumulators and the correction's own
 state change commit together; `apply_correction_by_id` wraps one in its own
 transaction.
+
+`classify` asks the database once per claim. A step that classifies a whole
+batch loads the invoices already held once (`HeldInvoices.load`) and passes
+them along, so that only a claim whose invoice is held queries its own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 
 from sqlmodel import Session, select
 
@@ -55,6 +60,7 @@ from claims.treatment import Treatment
 __all__ = [
     "CorrectionError",
     "CorrectionRefused",
+    "HeldInvoices",
     "answer_resubmission",
     "apply_correction",
     "apply_correction_by_id",
@@ -120,13 +126,74 @@ def find_earlier(
     return None
 
 
+_IN_CHUNK = 500
+"""Values per `IN (...)` list: well under SQLite's bound-parameter limit."""
+
+_Key = tuple[str, str | None, str]
+
+
+class HeldInvoices:
+    """The (insurer, hospital, invoice) keys of live claims, for one batch.
+
+    A claim whose key is not here has no earlier claim (`find_earlier` would
+    find none), so `classify` answers it without a query. The keys are read
+    once (`load`) and only ever grow: `add` each claim whose invoice was set
+    since, before the next claim is classified. A key whose claims were since
+    rejected or replaced costs a query, never a wrong answer.
+
+    NOTE: on PostgreSQL, a claim of the same invoice that another
+    transaction commits after `load` is missed. A query per claim caught it
+    only when it committed before that claim's query, so two workers that
+    verify the same invoice at the same time race either way.
+    """
+
+    def __init__(self, keys: Iterable[_Key] = ()) -> None:
+        self._keys: set[_Key] = set(keys)
+
+    @classmethod
+    def load(cls, session: Session, invoices: Iterable[str]) -> HeldInvoices:
+        """The keys of the live (not rejected) claims of any of `invoices`."""
+        held = cls()
+        wanted = sorted(set(invoices))
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows = session.exec(
+                select(Claim.insurer_id, Claim.issuer_did, Claim.invoice).where(
+                    Claim.invoice.in_(wanted[start : start + _IN_CHUNK]),  # type: ignore[union-attr]
+                    Claim.state != S.REJECTED.value,
+                )
+            )
+            held._keys.update(
+                (insurer, issuer, invoice)
+                for insurer, issuer, invoice in rows
+                if invoice is not None
+            )
+        return held
+
+    def add(self, claim: Claim) -> None:
+        """Count `claim`, whose invoice was set after `load`."""
+        if claim.invoice is not None:
+            self._keys.add((claim.insurer_id, claim.issuer_did, claim.invoice))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+
 def classify(
-    session: Session, claim: Claim, *, prior_invoice: str | None = None
+    session: Session,
+    claim: Claim,
+    *,
+    prior_invoice: str | None = None,
+    held: HeldInvoices | None = None,
 ) -> tuple[str, Claim] | None:
     """`("resubmission", earlier)`, `("correction", earlier)`, or None.
 
     A claim naming another invoice (`prior_invoice`) is always a correction.
+    With `held` (`HeldInvoices`, current up to this claim), a claim whose
+    invoice no live claim holds is answered None without a query.
     """
+    invoice = prior_invoice or _invoice(claim)
+    if held is not None and (claim.insurer_id, claim.issuer_did, invoice) not in held:
+        return None
     earlier = find_earlier(session, claim, prior_invoice=prior_invoice)
     if earlier is None:
         return None

@@ -14,6 +14,7 @@ import gzip
 import logging
 import random
 import zlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol, Self
 
@@ -26,6 +27,7 @@ __all__ = [
     "MIN_LENGTH",
     "PURPOSES",
     "StatusList",
+    "StatusListCache",
     "status_entry",
     "status_list_credential",
 ]
@@ -167,6 +169,32 @@ class StatusList:
             raise StatusListError(
                 f"index {index} is outside the list of {self._length} entries"
             )
+
+
+class StatusListCache:
+    """A status list fetcher that keeps the lists the verifier has checked.
+
+    Wraps a fetcher (status list URL -> status list credential). Given as
+    `status_lists` to `credentials.verifier.verify_presentation`, it lets
+    every presentation of a batch reuse a list that an earlier one fetched,
+    verified and decoded, instead of checking its signature and inflating it
+    again. Only lists that passed every check are kept, each under its URL,
+    the issuer it was checked against, and the clock and skew it was checked
+    with; a list that could not be fetched or checked is fetched again by the
+    next presentation that needs it.
+
+    Use one per batch (one `now`): a list republished after it was kept is
+    not seen by the presentations that reuse it, so a credential revoked in
+    the meantime is caught by the next batch, not this one.
+    """
+
+    def __init__(self, fetch: Callable[[str], dict[str, Any]]) -> None:
+        self._fetch = fetch
+        self.verified: dict[tuple[str, str, datetime, Any], Any] = {}
+        """What the verifier kept, by (URL, issuer, now, skew)."""
+
+    def __call__(self, url: str) -> dict[str, Any]:
+        return self._fetch(url)
 
 
 def status_entry(list_url: str, index: int, purpose: str) -> dict[str, Any]:

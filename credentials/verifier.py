@@ -25,7 +25,7 @@ from credentials.errors import (
     VerificationError,
 )
 from credentials.registry import TrustedIssuers
-from credentials.status_list import MIN_LENGTH, PURPOSES, StatusList
+from credentials.status_list import MIN_LENGTH, PURPOSES, StatusList, StatusListCache
 from credentials.validate import validate_credential, validate_presentation
 
 __all__ = ["verify_presentation"]
@@ -48,8 +48,10 @@ def verify_presentation(
     """The credentials of `vp`, once every check below has passed.
 
     `status_lists(url)` returns the status list credential published at
-    `url` or raises any exception; `now` is the verifier's clock (aware) and
-    `skew` the tolerance applied to validity windows. Raises
+    `url` or raises any exception; a `StatusListCache` there also keeps each
+    list once checked, for the next presentation of the same batch to reuse
+    (a list is otherwise checked once per call). `now` is the verifier's
+    clock (aware) and `skew` the tolerance applied to validity windows. Raises
     `VerificationError` (or its subclasses `ProofError`, `UntrustedIssuer`)
     with `reason` set. A credential without `credentialStatus` has no status
     to check and is not refused for it: policy on that belongs to the caller.
@@ -209,12 +211,10 @@ def _check_status(
         raise VerificationError(f"{where} statusSize is not 1", reason="malformed")
 
     # 2. The list: fetched, signed by the credential's issuer, current, decoded
-    # (cached per call: one fetch per list however many entries point at it).
+    # (cached per call: one fetch per list however many entries point at it;
+    # across calls when the fetcher is a `StatusListCache`).
     if (url, issuer) not in cache:
-        try:
-            cache[url, issuer] = _load_list(url, issuer, status_lists, now, skew)
-        except VerificationError as exc:
-            cache[url, issuer] = str(exc)
+        cache[url, issuer] = _checked_list(url, issuer, status_lists, now, skew)
     loaded = cache[url, issuer]
     if isinstance(loaded, str):
         raise VerificationError(f"{where}: {loaded}", reason="status_undetermined")
@@ -242,6 +242,29 @@ def _check_status(
 class _VerifiedList:
     purposes: frozenset[str]
     bits: StatusList
+
+
+def _checked_list(
+    url: str,
+    issuer: str,
+    status_lists: StatusListFetcher,
+    now: datetime,
+    skew: timedelta,
+) -> _VerifiedList | str:
+    """`_load_list`, or the message of its failure; kept when it succeeds and
+    the fetcher is a `StatusListCache` (failures never are)."""
+    kept = status_lists.verified if isinstance(status_lists, StatusListCache) else None
+    key = (url, issuer, now, skew)
+    if kept is not None and key in kept:
+        found: _VerifiedList = kept[key]
+        return found
+    try:
+        loaded = _load_list(url, issuer, status_lists, now, skew)
+    except VerificationError as exc:
+        return str(exc)
+    if kept is not None:
+        kept[key] = loaded
+    return loaded
 
 
 def _load_list(

@@ -33,7 +33,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import rfc8785
@@ -56,14 +56,17 @@ from claims.store import (
     cents,
 )
 from claims.treatment import Treatment
+from credentials.data_integrity import canonicalize
 from credentials.errors import VerificationError
+from credentials.registry import TrustedIssuers
+from credentials.status_list import StatusListCache
 from credentials.verifier import verify_presentation
 from ledger import records as records_
 from ledger.errors import QuorumNotReached
 from ledger.note import Checkpoint, NoteVerifier, verify_note
 from ledger.records import idempotency_key
 from mpc_lite.audit import job_record
-from mpc_lite.fraud import ClaimInput, joint_fraud_check
+from mpc_lite.fraud import ClaimInput, ScoringEpoch, joint_fraud_check
 from mpc_lite.fraud import Member as FraudMember
 from mpc_lite.incremental import Epoch
 from mpc_lite.keys import claimant_key, treatment_key
@@ -246,44 +249,50 @@ def _cached(
 
 
 def verify(consortium: Consortium, ids: list[str]) -> list[str]:
-    """Verify each claim's presentation and credential (DESIGN.md step 4)."""
+    """Verify each claim's presentation and credential (DESIGN.md step 4).
+
+    1. Check every credential of the batch (`_presented`); no database work.
+    2. Read what the batch needs in one query per chunk: the enrolments of
+       its presenters and the invoices already held (`corrections.HeldInvoices`).
+    3. Update the claims in submission order. Only a claim whose invoice is
+       held looks its earlier claim up (`corrections.classify`), and then
+       sees every change made before it; the others add nothing but their
+       changes, which reach the database together at commit.
+    """
     store = consortium.store
     issuers = consortium.trusted_issuers()
-    status_lists = _cached(consortium.status_list_resolver())
+    status_lists = StatusListCache(_cached(consortium.status_list_resolver()))
     domains = {m.id: m.domain or "" for m in consortium.members("insurer")}
     now = consortium.clock()
     verified: list[str] = []
     entries: list[dict[str, Any]] = []
     with store.writer() as session:
         batch = _load(session, ids, S.SUBMITTED)
+
+        # 1.
+        presented = [
+            _presented(claim, domains, issuers, status_lists, now) for claim in batch
+        ]
+
+        # 2.
         enrolled = _enrollments(
             session, {(claim.insurer_id, claim.claimant_did) for claim in batch}
         )
-        for claim in batch:
-            submission = json.loads(claim.submission)
-            try:
-                credentials = verify_presentation(
-                    submission["presentation"],
-                    challenge=claim.challenge,
-                    domain=domains[claim.insurer_id],
-                    issuers=issuers,
-                    status_lists=status_lists,
-                    now=now,
-                    skew=CLOCK_SKEW,
-                )
-                if len(credentials) != 1:
-                    raise ValueError("exactly one credential must be presented")
-                credential = credentials[0]
-                treatment = Treatment.from_subject(
-                    credential["credentialSubject"]["treatment"]
-                )
-            except VerificationError as exc:
-                state = S.PENDING if exc.reason in WAITS else S.REJECTED
-                store.move(session, claim, state, f"{exc.reason}: {exc}")
+        held = corrections.HeldInvoices.load(
+            session,
+            (found[1].invoice for found in presented if isinstance(found, tuple)),
+        )
+
+        # 3.
+        for claim, found in zip(batch, presented, strict=True):
+            if isinstance(found, VerificationError):
+                state = S.PENDING if found.reason in WAITS else S.REJECTED
+                store.move(session, claim, state, f"{found.reason}: {found}")
                 continue
-            except (KeyError, ValueError, TypeError, ArithmeticError) as exc:
-                store.move(session, claim, S.REJECTED, f"malformed: {exc}")
+            if isinstance(found, Exception):
+                store.move(session, claim, S.REJECTED, f"malformed: {found}")
                 continue
+            credential, treatment = found
             if (claim.insurer_id, claim.claimant_did) not in enrolled:
                 store.move(
                     session,
@@ -302,26 +311,77 @@ def verify(consortium: Consortium, ids: list[str]) -> list[str]:
             # The same invoice again: a resubmission gets the earlier answer
             # and is never paid twice; changed content replaces the earlier
             # claim (claims.corrections).
-            if _resubmitted_or_refused(store, session, claim):
+            answered = _resubmitted_or_refused(store, session, claim, held)
+            held.add(claim)
+            if answered:
                 continue
             store.move(session, claim, S.VERIFIED)
             verified.append(claim.id)
             entries.append(
                 records_.credential_verified(
-                    claim.id, _sha256(credential), claim.issuer_did, "valid", at=now
+                    claim.id,
+                    _credential_hash(credential),
+                    claim.issuer_did,
+                    "valid",
+                    at=now,
                 )
             )
     _append(consortium, entries, [idempotency_key(e) for e in entries])
     return verified
 
 
-def _resubmitted_or_refused(store: Store, session: Session, claim: Claim) -> bool:
+def _presented(
+    claim: Claim,
+    domains: dict[str, str],
+    issuers: TrustedIssuers,
+    status_lists: StatusListCache,
+    now: datetime,
+) -> tuple[dict[str, Any], Treatment] | Exception:
+    """The claim's verified credential and treatment, or why it has none.
+
+    Returns (does not raise) a `VerificationError`, or the `KeyError`,
+    `ValueError`, `TypeError` or `ArithmeticError` of a malformed
+    submission; anything else is raised.
+    """
+    submission = json.loads(claim.submission)
+    try:
+        credentials = verify_presentation(
+            submission["presentation"],
+            challenge=claim.challenge,
+            domain=domains[claim.insurer_id],
+            issuers=issuers,
+            status_lists=status_lists,
+            now=now,
+            skew=CLOCK_SKEW,
+        )
+        if len(credentials) != 1:
+            raise ValueError("exactly one credential must be presented")
+        credential = credentials[0]
+        treatment = Treatment.from_subject(credential["credentialSubject"]["treatment"])
+    except (VerificationError, KeyError, ValueError, TypeError, ArithmeticError) as exc:
+        return exc
+    return credential, treatment
+
+
+def _credential_hash(credential: dict[str, Any]) -> str:
+    """SHA-256 of the credential's RFC 8785 bytes, as `_sha256` computes it.
+
+    `canonicalize` writes the same bytes as `rfc8785.dumps`, through the C
+    JSON encoder where it can prove they agree (`credentials._jcs`).
+    """
+    return hashlib.sha256(canonicalize(credential)).hexdigest()
+
+
+def _resubmitted_or_refused(
+    store: Store, session: Session, claim: Claim, held: corrections.HeldInvoices
+) -> bool:
     """Apply `claims.corrections` to a claim about to be verified.
 
     Returns True when the claim was answered here (a resubmission, or a
-    correction that cannot be applied now) and must not go on.
+    correction that cannot be applied now) and must not go on. `held` spares
+    the query of a claim whose invoice nobody holds.
     """
-    found = corrections.classify(session, claim)
+    found = corrections.classify(session, claim, held=held)
     if found is None:
         return False
     kind, earlier = found
@@ -336,16 +396,6 @@ def _resubmitted_or_refused(store: Store, session: Session, claim: Claim) -> boo
     return False
 
 
-def _treatment_key(issuer_did: str | None, treatment_json: str) -> bytes:
-    treatment = Treatment.from_subject(json.loads(treatment_json))
-    return treatment_key(
-        issuer_did or "",
-        treatment.invoice,
-        treatment.service_date,
-        list(treatment.procedure_codes),
-    )
-
-
 _LIVE = (
     Claim.treatment.is_not(None),  # type: ignore[union-attr]
     Claim.state != S.REJECTED.value,
@@ -353,14 +403,20 @@ _LIVE = (
 """Claims whose treatment the joint check holds: verified and not rejected."""
 
 
-def _live_rows(
-    session: Session, ids: list[str] | None
-) -> list[tuple[str, str, str | None, str]]:
-    """(id, insurer, issuer DID, treatment JSON) of live claims (all, or `ids`)."""
-    columns = select(Claim.id, Claim.insurer_id, Claim.issuer_did, Claim.treatment)
+_Row = tuple[str, str, str | None, str, bool | None]
+
+
+def _live_rows(session: Session, ids: list[str] | None) -> list[_Row]:
+    """(id, insurer, issuer DID, treatment JSON, duplicate) of live claims.
+
+    All of them, or those among `ids`.
+    """
+    columns = select(  # type: ignore[call-overload]  # SQLModel types up to 4
+        Claim.id, Claim.insurer_id, Claim.issuer_did, Claim.treatment, Claim.duplicate
+    )
     if ids is None:
         return [tuple(row) for row in session.exec(columns.where(*_LIVE))]  # type: ignore[misc]
-    rows: list[tuple[str, str, str | None, str]] = []
+    rows: list[_Row] = []
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
         query = columns.where(*_LIVE, Claim.id.in_(chunk))  # type: ignore[attr-defined]
@@ -372,12 +428,15 @@ class JointCheckEpoch:
     """What a flow run keeps between the joint checks of its batches.
 
     An `mpc_lite.incremental.Epoch` (every insurer's long-lived scalars and
-    the tags the others sent) and the ids of the claims already sent into it.
-    The first check sends every live claim, the full cost once; each later
-    check sends only the claims that became live since, whichever worker
-    verified them, so a batch costs what the batch costs. One epoch lasts one
-    flow run: the next run starts a fresh one, which is the key rotation
-    `mpc_lite.incremental` asks for (and pays the full pass again).
+    the tags the others sent), an `mpc_lite.fraud.ScoringEpoch` (every
+    insurer's claims indexed by claimant, and the claimant tags already
+    blinded), and the ids of the claims already sent into them. The first
+    check sends every live claim, the full cost once; each later check
+    sends only the claims that became live since, whichever worker verified
+    them, so a batch costs what the batch costs. One epoch lasts one flow
+    run: the next run starts a fresh one, which is the key rotation
+    `mpc_lite.incremental` asks for (and pays the full pass again). The
+    epoch holds a few hundred bytes per live claim in memory for the run.
 
     Within an epoch a duplicate found across batches flags the later claim
     only; within one batch both are flagged, as the full check does.
@@ -385,12 +444,11 @@ class JointCheckEpoch:
 
     def __init__(self, consortium: Consortium) -> None:
         self.insurers = sorted(member.id for member in consortium.members("insurer"))
+        keys = {name: SigningKey(consortium.key(name).seed) for name in self.insurers}
         self.epoch = Epoch(
-            [
-                Party(name, [], signing_key=SigningKey(consortium.key(name).seed))
-                for name in self.insurers
-            ]
+            [Party(name, [], signing_key=keys[name]) for name in self.insurers]
         )
+        self.scoring = ScoringEpoch(keys)
         self.sent: set[str] = set()
         self.flags: dict[str, bool] = {}
         """Answers for claims of the current batch, kept for a retried step."""
@@ -402,7 +460,10 @@ def _check(
     batch: list[Claim],
     epoch: JointCheckEpoch | None,
 ) -> tuple[dict[str, bool], dict[str, Any] | None, str]:
-    """Run one duplicate check; returns flags by claim id and the job record."""
+    """Run one duplicate check; returns flags by claim id and the job record.
+
+    With `epoch`, the claims new to it also join its scoring index.
+    """
     job_id = f"dup-{_sha256(sorted(claim.id for claim in batch))[:16]}"
     if epoch is None:
         insurers = [m.id for m in consortium.store.members(session, "insurer")]
@@ -413,11 +474,15 @@ def _check(
         rows = _live_rows(session, [i for i in live if i not in epoch.sent])
         if not rows:
             return epoch.flags, None, job_id
-    holdings: dict[str, list[str]] = {insurer: [] for insurer in insurers}
-    keys: dict[str, list[bytes]] = {insurer: [] for insurer in insurers}
-    for claim_id, insurer_id, issuer_did, treatment in rows:
-        holdings[insurer_id].append(claim_id)
-        keys[insurer_id].append(_treatment_key(issuer_did, treatment))
+    holdings: dict[str, list[ClaimInput]] = {insurer: [] for insurer in insurers}
+    for claim_id, insurer_id, issuer_did, treatment, duplicate in rows:
+        holdings[insurer_id].append(
+            _claim_input(claim_id, issuer_did, treatment, duplicate=duplicate)
+        )
+    keys = {
+        insurer: [claim.treatment for claim in claims]
+        for insurer, claims in holdings.items()
+    }
     if epoch is None:
         parties = [
             Party(
@@ -431,11 +496,13 @@ def _check(
     else:
         parties = [Party(insurer, keys[insurer]) for insurer in insurers]
         result = epoch.epoch.check(keys)
+        for insurer, claims in holdings.items():
+            epoch.scoring.add(insurer, claims)
         epoch.sent.update(row[0] for row in rows)
     flagged = {
-        claim_id: hit
+        claim.claim_id: hit
         for insurer in insurers
-        for claim_id, hit in zip(holdings[insurer], result[insurer], strict=True)
+        for claim, hit in zip(holdings[insurer], result[insurer], strict=True)
     }
     record = job_record(
         job_id,
@@ -468,7 +535,9 @@ def joint_check(
         if not batch:
             return []
         flagged, record, job_id = _check(consortium, session, batch, epoch)
-        verdicts, score_records = _risk_scores(consortium, session, batch, job_id)
+        verdicts, score_records = _risk_scores(
+            consortium, session, batch, job_id, epoch
+        )
 
     scored: list[str] = []
     with store.writer() as session:
@@ -487,41 +556,59 @@ def joint_check(
         [f"fraud_check:{r.get('job_id', job_id)}:{r['type']}" for r in records],
     )
     if epoch is not None:
+        by_id = {claim.id: claim.insurer_id for claim in batch}
         for claim_id in scored:
-            epoch.flags.pop(claim_id, None)
+            if epoch.flags.pop(claim_id, False):
+                # A duplicate counts among its claimant's earlier flags
+                # from the next batch on, as it does for a fresh check.
+                epoch.scoring.flag(by_id[claim_id], claim_id)
     return scored
 
 
-def _claim_input(claim_id: str, issuer_did: str | None, treatment_json: str) -> Any:
+def _claim_input(
+    claim_id: str,
+    issuer_did: str | None,
+    treatment_json: str,
+    *,
+    duplicate: bool | None = None,
+) -> ClaimInput:
     treatment = Treatment.from_subject(json.loads(treatment_json))
     return ClaimInput(
         claim_id=claim_id,
-        treatment=_treatment_key(issuer_did, treatment_json),
+        treatment=treatment_key(
+            issuer_did or "",
+            treatment.invoice,
+            treatment.service_date,
+            list(treatment.procedure_codes),
+        ),
         claimant=claimant_key(treatment.patient_ref),
         hospital=issuer_did or "",
         service_date=treatment.service_date,
         amount=treatment.total,
+        fraud_flag=bool(duplicate),
     )
 
 
 def _risk_scores(
-    consortium: Consortium, session: Session, batch: list[Claim], job_id: str
+    consortium: Consortium,
+    session: Session,
+    batch: list[Claim],
+    job_id: str,
+    epoch: JointCheckEpoch | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Score each consenting claimant of the batch across all insurers.
 
     Every insurer contributes the features of its own live claims (claims in
-    the 12 months before the service date, amounts, distinct hospitals) by
-    secure aggregation; only the asking insurer learns the score of its
-    claim (`mpc_lite.fraud`). A claimant held by fewer than three insurers
-    gets no score: a sum over fewer parties would tell the asker the others'
-    figures. Raises `MpcError` when a party fails; the task is retried and
-    the claims stay `verified`, never approved.
+    the 12 months before the service date, amounts, distinct hospitals, and
+    its claims of the claimant found to be duplicates before) by secure
+    aggregation; only the asking insurer learns the score of its claim
+    (`mpc_lite.fraud`). A claimant held by fewer than three insurers gets no
+    score: a sum over fewer parties would tell the asker the others'
+    figures. With `epoch`, its `ScoringEpoch` (fed by `_check`) does the
+    work of the batch only. Raises `MpcError` when a party fails; the task
+    is retried and the claims stay `verified`, never approved.
     """
-    insurers = sorted(m.id for m in consortium.store.members(session, "insurer"))
-    holdings: dict[str, list[Any]] = {insurer: [] for insurer in insurers}
-    for claim_id, insurer_id, issuer_did, treatment in _live_rows(session, None):
-        holdings[insurer_id].append(_claim_input(claim_id, issuer_did, treatment))
-    asked: dict[str, list[Any]] = defaultdict(list)
+    asked: dict[str, list[ClaimInput]] = defaultdict(list)
     for claim in batch:
         if json.loads(claim.submission)["consent"]["jointFraudCheck"]:
             asked[claim.insurer_id].append(
@@ -529,6 +616,17 @@ def _risk_scores(
             )
     if not asked:
         return {}, []
+    if epoch is not None:
+        result = epoch.scoring.score(asked, job_id=f"risk-{job_id}")
+        return dict(result.verdicts), list(result.records)
+    insurers = sorted(m.id for m in consortium.store.members(session, "insurer"))
+    holdings: dict[str, list[ClaimInput]] = {insurer: [] for insurer in insurers}
+    for claim_id, insurer_id, issuer_did, treatment, duplicate in _live_rows(
+        session, None
+    ):
+        holdings[insurer_id].append(
+            _claim_input(claim_id, issuer_did, treatment, duplicate=duplicate)
+        )
     members = [
         FraudMember(
             insurer, SigningKey(consortium.key(insurer).seed), holdings[insurer]

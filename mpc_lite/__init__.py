@@ -9,8 +9,9 @@ data to each other:
   with long-lived keys per epoch;
 * `mpc_lite.aggregate` and `mpc_lite.score`: claimant features summed over
   all insurers by additive secret sharing, scored only by the requester;
-* `mpc_lite.fraud`: the one call the claims flow makes per batch
-  (`joint_fraud_check`: duplicates, scores and audit records);
+* `mpc_lite.fraud`: the joint check of one batch (`joint_fraud_check`:
+  duplicates, scores and audit records), and `ScoringEpoch`, the scores of
+  batch after batch that the claims flow uses beside `mpc_lite.incremental`;
 * `mpc_lite.service`: the same jobs between insurer services over HTTP;
 * `mpc_lite.keys`: the canonical encodings those comparisons match on;
 * `mpc_lite.audit`: the job record that goes on the ledger;
@@ -21,11 +22,13 @@ Each protocol module states exactly what every party learns and what a
 deviating party can do; in short (semi-honest parties, no collusion):
 
 * duplicate check (`mpc_lite.psi`): a requester learns one bit per own
-  claim (held elsewhere or not; not where), plus the sizes of the other
-  parties' sets and of their pairwise overlaps; its helper learns the
-  requester's query count; relays learn list lengths;
-* incremental checks (`mpc_lite.incremental`): within an epoch, tags are
-  stable, so arrival times leak as described there;
+  claim (held elsewhere or not; with three or more parties, not where),
+  plus the sizes of the other parties' sets and of their pairwise
+  overlaps; its helper learns the requester's query count; relays learn
+  list lengths;
+* incremental checks (`mpc_lite.incremental`, `ScoringEpoch`): within an
+  epoch, tags are stable, so arrival times and repeated questions about one
+  claimant leak as described there and in `mpc_lite.aggregate`;
 * aggregation and score (`mpc_lite.aggregate`, `mpc_lite.fraud`): a
   requester learns feature sums over at least `min_parties` insurers (or
   that fewer hold the claimant) and its own scores; every other insurer

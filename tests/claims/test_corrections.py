@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 
 from claims.consortium import Consortium
 from claims.corrections import (
     CorrectionRefused,
+    HeldInvoices,
     answer_resubmission,
     apply_correction,
     apply_correction_by_id,
@@ -254,3 +256,62 @@ class TestCorrection:
                 )
                 raise RuntimeError("the step failed")
         assert _state(consortium, old.id).state == "in_review"
+
+
+# uses that file's helpers `_one` and `_clone`.
+
+
+class TestHeldInvoices:
+    def test_a_held_invoice_gets_the_answer_of_a_query(
+        self, consortium: Consortium
+    ) -> None:
+        old = _one(consortium, "settled")
+        new = _clone(consortium, old, "again", "submitted")
+        with Session(consortium.store.engine) as session:
+            held = HeldInvoices.load(session, [old.invoice or ""])
+            kind, earlier = classify(session, new, held=held) or ("", None)
+        assert (kind, earlier and earlier.id) == ("resubmission", old.id)
+
+    def test_an_invoice_nobody_holds_is_answered_without_a_query(
+        self, consortium: Consortium
+    ) -> None:
+        old = _one(consortium, "settled")
+        new = _clone(consortium, old, "again", "submitted")
+        statements: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            statements.append(statement)
+
+        with Session(consortium.store.engine) as session:
+            held = HeldInvoices.load(session, ["an-invoice-nobody-sent"])
+            event.listen(consortium.store.engine, "before_cursor_execute", count)
+            try:
+                assert classify(session, new, held=held) is None
+            finally:
+                event.remove(consortium.store.engine, "before_cursor_execute", count)
+        assert statements == []
+
+    def test_a_rejected_claim_holds_no_invoice(self, consortium: Consortium) -> None:
+        old = _one(consortium, "settled")
+        refused = _clone(consortium, old, "refused", "rejected")
+        with consortium.store.session() as session:
+            refused.invoice = "sent-once-and-refused"
+            session.add(refused)
+        with Session(consortium.store.engine) as session:
+            held = HeldInvoices.load(
+                session, ["sent-once-and-refused", old.invoice or ""]
+            )
+        assert (old.insurer_id, old.issuer_did, old.invoice) in held
+        assert (old.insurer_id, old.issuer_did, "sent-once-and-refused") not in held
+
+    def test_a_claim_added_after_the_load_is_found(
+        self, consortium: Consortium
+    ) -> None:
+        old = _one(consortium, "settled")
+        new = _clone(consortium, old, "fixed", "scored", {"amount": "1.00"})
+        with Session(consortium.store.engine) as session:
+            held = HeldInvoices.load(session, [])
+            assert classify(session, new, held=held) is None
+            held.add(old)
+            kind, earlier = classify(session, new, held=held) or ("", None)
+        assert (kind, earlier and earlier.id) == ("correction", old.id)

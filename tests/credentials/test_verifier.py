@@ -14,7 +14,7 @@ from credentials.data_integrity import add_proof
 from credentials.errors import REASONS, VerificationError
 from credentials.holder import present
 from credentials.keys import Ed25519Key
-from credentials.status_list import StatusList, status_list_credential
+from credentials.status_list import StatusList, StatusListCache, status_list_credential
 from credentials.verifier import verify_presentation
 
 from .conftest import (
@@ -591,3 +591,63 @@ def test_status_list_cache_keeps_issuer_apart(
     bad = sneaky.issue()
     vp = _present(world, [good, bad])
     _fails(world, vp, "status_undetermined", f"credential 1 .* signed by {other.did}")
+
+
+def test_a_status_list_cache_checks_each_list_once_per_batch(world: World) -> None:
+    lists = StatusListCache(world.fetch)
+    for _ in range(3):
+        assert _verify(world, _present(world, [world.issue()]), status_lists=lists)
+    assert sorted(world.fetched) == sorted([LIST_URL, SUSPENSION_URL])
+
+
+def test_a_revoked_credential_is_rejected_through_the_cache(world: World) -> None:
+    good, revoked = world.issue(), world.issue()
+    world.revocation.set(_index(revoked))
+    lists = StatusListCache(world.fetch)
+    assert _verify(world, _present(world, [good]), status_lists=lists)
+    _fails(
+        world,
+        _present(world, [revoked]),
+        "revoked",
+        f"revoked in status list {LIST_URL}",
+        status_lists=lists,
+    )
+    assert world.fetched.count(LIST_URL) == 1
+
+
+def test_a_list_that_could_not_be_fetched_is_fetched_again(world: World) -> None:
+    failures = [ConnectionError("network down")]
+
+    def flaky(url: str) -> dict[str, Any]:
+        if failures:
+            raise failures.pop()
+        return world.fetch(url)
+
+    lists = StatusListCache(flaky)
+    vp = _present(world, [world.issue()])
+    _fails(
+        world, vp, "status_undetermined", "could not be retrieved", status_lists=lists
+    )
+    assert _verify(world, vp, status_lists=lists)
+
+
+def test_a_kept_list_is_checked_again_at_another_time(world: World) -> None:
+    lists = StatusListCache(world.fetch)
+    vp = _present(world, [world.issue()])
+    assert _verify(world, vp, status_lists=lists)
+    assert _verify(world, vp, status_lists=lists, now=NOW + timedelta(minutes=1))
+    assert world.fetched.count(LIST_URL) == 2
+
+
+def test_a_kept_list_gives_another_issuer_no_pass(
+    world: World, patient: Ed25519Key
+) -> None:
+    other = Ed25519Key.from_seed(bytes.fromhex("44" * 32))
+    world.registry.add(other.did, "Other", ISSUED - timedelta(days=30))
+    lists = StatusListCache(world.fetch)
+    assert _verify(world, _present(world, [world.issue()]), status_lists=lists)
+    sneaky = World(hospital=other, patient=patient, registry=world.registry)
+    vp = _present(world, [sneaky.issue()])
+    _fails(
+        world, vp, "status_undetermined", f"signed by {other.did}", status_lists=lists
+    )

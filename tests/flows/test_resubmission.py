@@ -34,25 +34,7 @@ def _settled_claim(tmp_path: Path) -> tuple[Consortium, Claim]:
 
 
 def _resubmit(consortium: Consortium, claim: Claim, treatment: Treatment) -> str:
-    with Session(consortium.store.engine) as session:
-        member = session.exec(
-            select(Member).where(Member.did == claim.claimant_did)
-        ).one()
-        hospital = session.exec(
-            select(Member).where(Member.did == claim.issuer_did)
-        ).one()
-    wallet = consortium.key(member.id)
-    credential = issue_treatment_credential(
-        consortium, hospital.id, treatment, wallet.did
-    )
-    challenge = issue_challenge(consortium, claim.insurer_id)
-    submission = make_submission(
-        credential,
-        wallet,
-        challenge=challenge["challenge"],
-        domain=challenge["domain"],
-    )
-    new_id = receive(consortium, claim.insurer_id, submission).id
+    new_id = _submit(consortium, claim, treatment)
     run_steps(consortium)
     return new_id
 
@@ -102,3 +84,47 @@ def test_a_corrected_invoice_is_priced_again_and_paid_only_the_difference(
         assert settlement.amount_cents == (new.payable_cents or 0) - (
             old.payable_cents or 0
         )
+
+
+def _submit(consortium: Consortium, claim: Claim, treatment: Treatment) -> str:
+    """Submit `treatment` as `claim`'s claimant, to its insurer; nothing runs yet."""
+    with Session(consortium.store.engine) as session:
+        member = session.exec(
+            select(Member).where(Member.did == claim.claimant_did)
+        ).one()
+        hospital = session.exec(
+            select(Member).where(Member.did == claim.issuer_did)
+        ).one()
+    wallet = consortium.key(member.id)
+    credential = issue_treatment_credential(
+        consortium, hospital.id, treatment, wallet.did
+    )
+    challenge = issue_challenge(consortium, claim.insurer_id)
+    submission = make_submission(
+        credential, wallet, challenge=challenge["challenge"], domain=challenge["domain"]
+    )
+    return receive(consortium, claim.insurer_id, submission).id
+
+
+def test_one_new_invoice_three_times_in_one_batch(tmp_path: Path) -> None:
+    consortium, earlier = _settled_claim(tmp_path)
+    treatment = dataclasses.replace(
+        Treatment.from_subject(earlier.treatment_data()), invoice="INV-NEW-TWICE"
+    )
+    changed = dataclasses.replace(treatment, total=treatment.total + Decimal("1.00"))
+    first = _submit(consortium, earlier, treatment)
+    again = _submit(consortium, earlier, treatment)
+    other = _submit(consortium, earlier, changed)
+    run_steps(consortium)
+    with Session(consortium.store.engine) as session:
+        claims = {i: session.get(Claim, i) for i in (first, again, other)}
+    assert claims[first] is not None and claims[first].state != "rejected"
+    assert claims[again] is not None and claims[again].state == "rejected"
+    assert claims[again].reason == (
+        f"resubmission: the same claim as {first}, answered there (verified);"
+        " not paid again"
+    )
+    assert claims[other] is not None and claims[other].state == "rejected"
+    assert claims[other].reason == (
+        f"correction refused: claim {first} is verified and cannot be replaced now"
+    )
