@@ -67,6 +67,7 @@ __all__ = [
     "classify",
     "find_earlier",
     "net_payment_cents",
+    "net_payments_cents",
 ]
 
 logger = logging.getLogger(__name__)
@@ -340,6 +341,19 @@ def net_payment_cents(session: Session, claim: Claim) -> int:
     Negative when the correction pays less than the replaced claim did (an
     amount to recover from the provider).
     """
-    record = session.get(CorrectionRecord, claim.id)
-    recover = 0 if record is None else record.recover_cents
-    return (claim.payable_cents or 0) - recover
+    return net_payments_cents(session, [claim])[claim.id]
+
+
+def net_payments_cents(session: Session, claims: list[Claim]) -> dict[str, int]:
+    """`net_payment_cents` of every claim, by id, in one query per chunk."""
+    ids = [claim.id for claim in claims]
+    recover: dict[str, int] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        query = select(CorrectionRecord.new_claim_id, CorrectionRecord.recover_cents)
+        chunk = ids[start : start + _IN_CHUNK]
+        rows = session.exec(query.where(CorrectionRecord.new_claim_id.in_(chunk)))  # type: ignore[attr-defined]
+        recover.update((claim_id, cents) for claim_id, cents in rows)
+    return {
+        claim.id: (claim.payable_cents or 0) - recover.get(claim.id, 0)
+        for claim in claims
+    }

@@ -198,6 +198,28 @@ class ClaimEvent(SQLModel, table=True):
     reason: str | None = None
 
 
+_PENDING_EVENTS = "claims.pending_events"
+"""`Session.info` key of the events `Store.move` recorded but not yet written.
+
+A step moves thousands of claims; one ORM object per event cost more than
+the move itself, so the events go in as one multi-row insert after the
+flush that writes their claims (the claim rows exist by then), inside the
+same transaction: they commit or roll back with the moves.
+"""
+
+
+@event.listens_for(Session, "after_flush")
+def _write_events(session: Session, _context: Any) -> None:
+    rows = session.info.pop(_PENDING_EVENTS, None)
+    if rows:
+        session.connection().execute(sa.insert(ClaimEvent), rows)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_events(session: Session, _previous: Any) -> None:
+    session.info.pop(_PENDING_EVENTS, None)
+
+
 class Settlement(SQLModel, table=True):
     """A payment instruction; at most one per claim (the unique key says so)."""
 
@@ -415,8 +437,9 @@ class Store:
         if state is ClaimState.SETTLED:
             claim.settled_at = when
         session.add(claim)
-        session.add(
-            ClaimEvent(claim_id=claim.id, state=state.value, at=when, reason=reason)
+        events = session.info.setdefault(_PENDING_EVENTS, [])
+        events.append(
+            {"claim_id": claim.id, "state": state.value, "at": when, "reason": reason}
         )
         logger.debug("claim %s -> %s", claim.id, state.value)
 

@@ -792,8 +792,10 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
         # settled as 0 here and stays recorded on the correction record;
         # recovering it needs a payment-reversal record the ledger lacks yet.
         net = {
-            claim.id: max(corrections.net_payment_cents(session, claim), 0)
-            for claim in payable
+            claim_id: max(cents, 0)
+            for claim_id, cents in corrections.net_payments_cents(
+                session, payable
+            ).items()
         }
     records = [
         records_.settlement(

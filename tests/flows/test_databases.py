@@ -78,6 +78,30 @@ def test_a_failed_writer_transaction_stores_nothing(database_url: str) -> None:
     store.engine.dispose()
 
 
+def test_events_are_seen_in_their_session_and_dropped_with_a_rollback(
+    database_url: str,
+) -> None:
+    store = Store(database_url)
+    _claim(store, "c1")
+    _claim(store, "c2", minute=1)
+    with Session(store.engine) as session:
+        store.move(session, store.get_claim(session, "c1"), S.VERIFIED)
+        # A query in the same session sees the event (autoflush writes it).
+        assert [e.state for e in store.events(session, "c1")] == ["verified"]
+        session.rollback()
+        store.move(session, store.get_claim(session, "c2"), S.REJECTED, "why")
+        session.rollback()
+        store.move(session, store.get_claim(session, "c2"), S.VERIFIED)
+        session.commit()
+    with Session(store.engine) as session:
+        assert store.events(session, "c1") == []
+        assert [(e.state, e.reason) for e in store.events(session, "c2")] == [
+            ("verified", None)
+        ]
+        assert store.get_claim(session, "c1").state == "submitted"
+    store.engine.dispose()
+
+
 def test_leases_are_disjoint_and_lapse(database_url: str) -> None:
     store = Store(database_url)
     for n in range(5):
