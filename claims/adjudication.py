@@ -64,7 +64,6 @@ code), `ar002` Plan Limit Reached (annual limit). The others are ours, in
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable
@@ -78,6 +77,8 @@ from claims.errors import ClaimsError
 from claims.fhir_intake import treatment_from_claim
 from claims.policy import Policy
 from claims.treatment import Treatment
+from credentials.errors import MalformedDocument
+from credentials.parse import load_user_json
 
 __all__ = [
     "Accumulator",
@@ -663,10 +664,7 @@ def adjudicate_fhir_claim(
     a JSON object.
     """
     if isinstance(claim_json, str | bytes):
-        try:
-            claim_json = json.loads(claim_json, parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AdjudicationError("the claim is not valid JSON") from exc
+        claim_json = _read_json(claim_json, "the claim")
     if not isinstance(claim_json, dict):
         raise AdjudicationError("the claim is not a JSON object")
     treatment = treatment_from_claim(claim_json)
@@ -679,6 +677,15 @@ def adjudicate_fhir_claim(
         preauthorised=preauthorised,
     )
     return ClaimDecision(treatment, result)
+
+
+def _read_json(data: str | bytes, what: str) -> Any:
+    """JSON from a user, read as `credentials.parse.load_user_json` reads it
+    (nesting at most 64 deep, a syntax error named by line and column)."""
+    try:
+        return load_user_json(data, what=what, parse_float=Decimal)
+    except MalformedDocument as exc:
+        raise AdjudicationError(str(exc)) from exc
 
 
 def single_claim(data: Any) -> dict[str, Any]:
@@ -730,10 +737,7 @@ def dry_run(
     `AdjudicationError` (not JSON, not a single Claim).
     """
     if isinstance(data, str | bytes):
-        try:
-            data = json.loads(data, parse_float=Decimal)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise AdjudicationError("the input is not valid JSON") from exc
+        data = _read_json(data, "the input")
     decision = adjudicate_fhir_claim(single_claim(data), policy)
     response = to_claim_response(
         decision.treatment,

@@ -4,6 +4,13 @@
 the store, the key folder and the ledger of a workspace, and answers the
 questions the steps ask: who is accredited, which policy an insurer runs,
 where a status list is published, who is enrolled where.
+
+Keys come from the workspace's `keys/` folder through one method, `_key`,
+which makes a key only while nothing signed with it can exist yet: a
+member's key when the member is added, the ledger's log and witness keys
+until the ledger has an entry or a checkpoint. After that a missing key file
+is refused (`claims.keys.MissingKey`) and nothing is written, so a workspace
+given the wrong keys folder never signs with keys nobody trusts.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from claims.errors import ConfigError, NotFound
-from claims.keys import DEMO_PASSPHRASE, KeyStore, passphrase_from_env
+from claims.keys import DEMO_PASSPHRASE, KeyStore, MissingKey, passphrase_from_env
 from claims.policy import Policy
 from claims.settings import Settings
 from claims.store import (
@@ -32,6 +40,7 @@ from claims.store import (
 )
 from credentials.keys import Ed25519Key
 from credentials.registry import TrustedIssuers
+from ledger._tables import LedgerCheckpoint, LedgerLog
 from ledger.log import TransparencyLog
 from ledger.note import NoteSigner
 from ledger.witness import SqlWitnessState, Witness
@@ -44,6 +53,9 @@ LEDGER_ORIGIN = "claims.consortium.example/ledger"
 """The ledger's origin line in every checkpoint (C2SP tlog-checkpoint)."""
 
 LEDGER_KEY = "ledger"
+
+_log_t: sa.Table = LedgerLog.__table__  # type: ignore[attr-defined]
+_checkpoint_t: sa.Table = LedgerCheckpoint.__table__  # type: ignore[attr-defined]
 
 DEMO_MARKER = ".claims-demo"
 """A workspace holding this file was made by `claims demo` (see `claims.keys`)."""
@@ -70,6 +82,7 @@ class Consortium:
             settings.keys_dir,
             passphrase_from_env(DEMO_PASSPHRASE if demo else None),
         )
+        self._ledger_in_use = False
 
     @classmethod
     def open(cls, workspace: Path | str | None = None) -> Consortium:
@@ -87,8 +100,28 @@ class Consortium:
         accredited_from: datetime | None = None,
         accredited_until: datetime | None = None,
     ) -> tuple[Member, Ed25519Key]:
-        """Add a member with a fresh key, or return the existing one unchanged."""
-        key = self.keys.load_or_create(member_id)
+        """Add a member with a fresh key, or return the existing one unchanged.
+
+        An insurer also gets its witness key. The key of a member already in
+        the store is never made again: `MissingKey` when its file is gone, and
+        `ConfigError` when the file holds another key than the member's DID.
+        """
+        with Session(self.store.engine) as session:
+            stored = session.get(Member, member_id)
+        if stored is not None and stored.kind != kind:
+            raise ConfigError(f"member {member_id!r} already exists as a {stored.kind}")
+        key = self._key(member_id, may_create=stored is None)
+        if stored is not None and stored.did != key.did:
+            raise ConfigError(
+                f"key file {self.keys.folder / member_id}.key holds another key"
+                f" than member {member_id!r}; the keys folder must be the one the"
+                " workspace was made with"
+            )
+        if kind == "insurer":
+            self._key(
+                _witness_key(member_id),
+                may_create=stored is None or not self._ledger_started(),
+            )
         with self.store.session() as session:
             member = session.get(Member, member_id)
             if member is None:
@@ -172,7 +205,28 @@ class Consortium:
             return self.store.members(session, kind)
 
     def key(self, member_id: str) -> Ed25519Key:
-        return self.keys.load(member_id)
+        """The key of a member; never made here (`add_member` makes it).
+
+        Raises `NotFound` when `member_id` is no member, and `MissingKey` when
+        the member's key file is not in the keys folder.
+        """
+        try:
+            return self._key(member_id, may_create=False)
+        except MissingKey:
+            self.member(member_id)
+            raise
+
+    def _key(self, name: str, *, may_create: bool) -> Ed25519Key:
+        """The workspace key `name`, made first only when `may_create`.
+
+        Every key of the consortium is obtained here. The callers pass
+        `may_create` only while nothing can have been signed with the key
+        (module docstring); otherwise a missing file raises `MissingKey`
+        before the passphrase is asked for or anything is written.
+        """
+        if may_create:
+            return self.keys.load_or_create(name)
+        return self.keys.load(name)
 
     def enrollment(self, insurer_id: str, claimant_did: str) -> Enrollment | None:
         with Session(self.store.engine) as session:
@@ -227,9 +281,44 @@ class Consortium:
 
     # -- ledger ------------------------------------------------------------
 
+    def _ledger_started(self) -> bool:
+        """Whether the ledger has an entry or a checkpoint: its keys are in use.
+
+        Read from the store until it is true (it never becomes false again).
+        """
+        # NOTE: reads the ledger's tables directly; `ledger.log` offers no
+        # query that needs no signer, and the signer is what is decided here.
+        if self._ledger_in_use:
+            return True
+        engine = self.store.engine
+        if not sa.inspect(engine).has_table(_log_t.name):
+            return False
+        with engine.connect() as conn:
+            log = conn.execute(
+                sa.select(_log_t.c.id, _log_t.c.size).where(
+                    _log_t.c.origin == LEDGER_ORIGIN
+                )
+            ).first()
+            started = log is not None and (
+                log.size > 0
+                or conn.execute(
+                    sa.select(_checkpoint_t.c.size)
+                    .where(_checkpoint_t.c.log_id == log.id)
+                    .limit(1)
+                ).first()
+                is not None
+            )
+        self._ledger_in_use = started
+        return started
+
     @cached_property
     def ledger(self) -> TransparencyLog:
-        key = self.keys.load_or_create(LEDGER_KEY)
+        """The consortium ledger, signed with the workspace's `ledger` key.
+
+        Raises `MissingKey` when the ledger has entries or checkpoints and
+        that key's file is not in the keys folder.
+        """
+        key = self._key(LEDGER_KEY, may_create=not self._ledger_started())
         signer = NoteSigner(LEDGER_ORIGIN, key.seed)
         return TransparencyLog(self.store.engine, LEDGER_ORIGIN, signer)
 
@@ -240,18 +329,35 @@ class Consortium:
         the insurer's DID key, and keeps its state in the store. In the
         embedded default they all run in this process; each would run in its
         member's own service once members are on different machines.
+
+        Raises `MissingKey` when the ledger has entries or checkpoints and a
+        witness key file is not in the keys folder.
         """
         log_vkey = self.ledger.signer.vkey
+        may_create = not self._ledger_started()
         state = SqlWitnessState(self.store.engine)
         return [
             Witness(
                 f"{insurer.domain or insurer.id}/witness",
-                self.keys.load_or_create(f"witness-{insurer.id}").seed,
+                self._key(_witness_key(insurer.id), may_create=may_create).seed,
                 state,
                 logs=[log_vkey],
             )
             for insurer in self.members("insurer")
         ]
+
+    def check_keys(self, member_id: str | None = None) -> None:
+        """Open the keys a command will sign with, before it changes anything.
+
+        The ledger's log key, every witness key and, when given, the key of
+        `member_id`. Raises `MissingKey` for a key file that must exist and
+        does not, `NotFound` for an unknown member, and `ConfigError` when the
+        passphrase does not open the keys. Keys the ledger does not use yet
+        are made, as their first use would.
+        """
+        if member_id is not None:
+            self.key(member_id)
+        self.witnesses()  # opens the ledger first
 
     def witness_quorum(self) -> int:
         """Cosignatures that make a checkpoint final: a majority of insurers."""
@@ -273,6 +379,11 @@ class Consortium:
         """
         self.ledger.checkpoint()
         return self.ledger.cosign(self.witnesses(), self.witness_quorum())
+
+
+def _witness_key(insurer_id: str) -> str:
+    """The name of an insurer's witness key in the keys folder."""
+    return f"witness-{insurer_id}"
 
 
 def _iso(value: Any) -> str:

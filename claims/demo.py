@@ -18,6 +18,13 @@
    the joint check (duplicates, and a risk score for a claimant whom at
    least three insurers hold), adjudication and settlement.
 6. The summary, and one ledger receipt per settled claim, are written out.
+
+The output folder (`--out`) is checked in step 1, before any bundle is read:
+the demo writes into a new or empty folder, or one an earlier demo wrote (it
+holds `OUT_MARKER`, which lists the files that demo wrote). It replaces only
+those files; any other file there is left as it is, and one in the way of a
+file the demo writes refuses the run. An output folder written before the
+marker existed is refused like any other: remove it once.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import shutil
 import statistics
 import time
@@ -49,12 +57,28 @@ from claims.states import ClaimState
 from claims.store import Claim
 from claims.submission import issue_challenge, make_submission, receive
 from claims.treatment import Treatment
+from credentials.errors import MalformedDocument
+from credentials.parse import load_user_json
 
-__all__ = ["DemoOptions", "example_bundles", "run_demo"]
+__all__ = ["OUT_MARKER", "DemoOptions", "example_bundles", "run_demo"]
 
 logger = logging.getLogger(__name__)
 
 OUTSIDER = "outside-clinic"
+
+OUT_MARKER = ".claims-demo-out"
+"""The file in an output folder that says `claims demo` wrote it, and what.
+
+JSON: `{"made_by": "claims demo", "files": [...]}`, the files as paths
+relative to the folder.
+"""
+_SUMMARY = "summary.json"
+_KEYS = "ledger-keys.json"
+_RECEIPTS = "receipts"
+# The only paths a marker may list: what `_write_outputs` writes.
+_OWNED = re.compile(
+    r"(summary|ledger-keys)\.json|receipts/[A-Za-z0-9][\w.-]{0,127}\.json"
+)
 
 
 def example_bundles() -> Path:
@@ -97,6 +121,11 @@ def _fresh_workspace(options: DemoOptions) -> Settings:
     """A clean workspace for the demo; never one that holds other data."""
     settings = Settings.load(options.workspace)
     folder = settings.workspace
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(
+            f"workspace {folder} is a file, not a folder",
+            remedy="choose a folder: `claims --workspace DIR demo`",
+        )
     if folder.exists() and any(folder.iterdir()):
         if not (folder / DEMO_MARKER).exists():
             raise ConfigError(
@@ -114,6 +143,61 @@ def _fresh_workspace(options: DemoOptions) -> Settings:
             remedy="unset CLAIMS_DATABASE_URL to run the demo",
         )
     return settings
+
+
+def _owned_outputs(out: Path) -> set[str]:
+    """The files of `out` an earlier demo wrote; refuses any other use of `out`.
+
+    Raises `ConfigError` when `out` (or the nearest part of its path that
+    exists) is a file, or when `out` holds files and no readable
+    `OUT_MARKER`, or holds a summary, keys file or receipts folder that the
+    marker does not list. Nothing is written.
+    """
+    remedy = "give a new or empty folder: `claims demo --out DIR`"
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = f"--out {out} is" if existing == out else f"{existing} (in --out) is"
+        raise ConfigError(f"{where} a file, not a folder", remedy=remedy)
+    if existing != out or not any(out.iterdir()):
+        return set()
+
+    # 1. A folder with files: an earlier demo's, by its marker.
+    marker = out / OUT_MARKER
+    if not marker.is_file():
+        raise ConfigError(
+            f"--out folder {out} holds files that `claims demo` did not write",
+            remedy=f"{remedy}; the demo replaces only a folder it wrote",
+        )
+    try:
+        data = load_user_json(marker.read_bytes(), what=OUT_MARKER)
+        files = data["files"] if isinstance(data, dict) else None
+    except (OSError, MalformedDocument, KeyError) as exc:
+        raise ConfigError(
+            f"--out folder {out}: its {OUT_MARKER} cannot be read", remedy=remedy
+        ) from exc
+    if not isinstance(files, list) or not all(
+        isinstance(name, str) and _OWNED.fullmatch(name) for name in files
+    ):
+        raise ConfigError(
+            f"--out folder {out}: its {OUT_MARKER} lists files the demo does not write",
+            remedy=remedy,
+        )
+    owned = set(files)
+
+    # 2. What the demo writes must be its own or absent.
+    for name in (_SUMMARY, _KEYS):
+        if (out / name).exists() and name not in owned:
+            raise ConfigError(
+                f"--out folder {out} holds a {name} that `claims demo` did not write",
+                remedy=f"move it away, or {remedy}",
+            )
+    receipts = out / _RECEIPTS
+    if receipts.exists() and not receipts.is_dir():
+        raise ConfigError(
+            f"--out folder {out}: {_RECEIPTS} is a file, not a folder",
+            remedy=f"move it away, or {remedy}",
+        )
+    return owned
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -136,9 +220,10 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     source = options.fhir or example_bundles()
     if not source.is_dir():
         raise NotFound(f"{source} is not a folder of FHIR bundles")
+    owned = _owned_outputs(options.out)
     intake = load_directory(source)
     for error in intake.errors:
-        say(f"skipped bundle {error}")
+        say(f"skipped bundle {error}" if error.claim_id is None else str(error))
     treatments = intake.treatments
     if not treatments:
         raise ConfigError(f"no FHIR Claims found in {source}")
@@ -226,14 +311,19 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
 
     # 6. Summary and receipts.
     summary = _summarise(consortium, duplicate_pairs, hostile)
-    summary["bundles_skipped"] = [str(error) for error in intake.errors]
+    summary["bundles_skipped"] = [
+        str(error) for error in intake.errors if error.claim_id is None
+    ]
+    summary["claims_skipped"] = [
+        str(error) for error in intake.errors if error.claim_id is not None
+    ]
     summary["step_seconds"] = {k: round(v, 4) for k, v in report["timings"].items()}
     summary["step_work_seconds"] = {k: round(v, 4) for k, v in report["work"].items()}
     summary["setup_seconds"] = round(flow_started - started, 4)
     summary["flow_seconds"] = round(flow_seconds, 4)
     summary["total_seconds"] = round(time.perf_counter() - started, 4)
     summary["workspace"] = str(settings.workspace)
-    _write_outputs(consortium, options.out, summary)
+    _write_outputs(consortium, options.out, summary, owned)
     return summary
 
 
@@ -261,8 +351,8 @@ def _named_insurers(source: Path, insurers: list[str]) -> dict[str, str]:
     found: dict[str, str | None] = {}
     for file in sorted(source.glob("*.json")):
         try:
-            bundle = json.loads(file.read_bytes())
-        except (OSError, ValueError):
+            bundle = load_user_json(file.read_bytes(), what=file.name)
+        except (OSError, MalformedDocument):
             continue
         entries = bundle.get("entry") if isinstance(bundle, dict) else None
         for entry in entries if isinstance(entries, list) else ():
@@ -445,11 +535,16 @@ def _summarise(
     }
 
 
-def _write_outputs(consortium: Consortium, out: Path, summary: dict[str, Any]) -> None:
-    receipts = out / "receipts"
-    if receipts.exists():
-        shutil.rmtree(receipts)
-    receipts.mkdir(parents=True)
+def _write_outputs(
+    consortium: Consortium, out: Path, summary: dict[str, Any], owned: set[str]
+) -> None:
+    """Write the receipts, keys and summary, replacing only the demo's files.
+
+    `owned` lists what an earlier demo wrote in `out` (`_owned_outputs`): its
+    receipts are removed, and `OUT_MARKER` lists what this run writes. The
+    marker is written first with both sets, so that a run that stops half
+    way leaves nothing in `out` a later demo would not own.
+    """
     from flows.steps import settlement_index
 
     with Session(consortium.store.engine) as session:
@@ -458,15 +553,32 @@ def _write_outputs(consortium: Consortium, out: Path, summary: dict[str, Any]) -
                 select(Claim.id).where(Claim.state == ClaimState.SETTLED.value)
             )
         )
+    texts: dict[str, str] = {}
     for claim_id in settled:
         index = settlement_index(consortium, claim_id)
         if index is None:
             continue
         receipt = consortium.ledger.receipt(index)
-        (receipts / f"{claim_id}.json").write_text(
-            json.dumps(receipt, indent=2), encoding="utf-8"
-        )
-    (out / "ledger-keys.json").write_text(
-        json.dumps(consortium.trust_file(), indent=2), encoding="utf-8"
-    )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        texts[f"{_RECEIPTS}/{claim_id}.json"] = json.dumps(receipt, indent=2)
+    texts[_KEYS] = json.dumps(consortium.trust_file(), indent=2)
+    texts[_SUMMARY] = json.dumps(summary, indent=2)
+    for name in texts:
+        if (out / name).exists() and name not in owned:
+            raise ConfigError(
+                f"--out folder {out} holds a {name} that `claims demo` did not"
+                " write; nothing was written there",
+                remedy="move it away, or give a new folder with --out",
+            )
+
+    (out / _RECEIPTS).mkdir(parents=True, exist_ok=True)
+    _write_marker(out, owned | set(texts))
+    for name in sorted(owned - set(texts)):
+        (out / name).unlink(missing_ok=True)
+    for name, text in texts.items():
+        (out / name).write_text(text, encoding="utf-8")
+    _write_marker(out, set(texts))
+
+
+def _write_marker(out: Path, files: set[str]) -> None:
+    data = {"made_by": "claims demo", "files": sorted(files)}
+    (out / OUT_MARKER).write_text(json.dumps(data, indent=1), encoding="utf-8")

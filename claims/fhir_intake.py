@@ -49,18 +49,27 @@ Errors
     └── IntakeError              anything this module refuses
         ├── BundleUnreadable     the file cannot be read or is not JSON
         ├── NotABundle           the JSON is not a FHIR Bundle
-        ├── BundleInvalid        an unsupported Bundle type, or the R4B models
-        │                        reject the content
+        ├── BundleInvalid        an unsupported Bundle type, JSON of the wrong
+        │                        shape (a null, an entry that is not an
+        │                        object...), or the R4B models reject it
         └── ClaimRefused         one Claim cannot be turned into a Treatment
 
 A refused claim does not refuse its bundle: `BundleContents.refused` lists it
 with the field paths at fault. No message names a patient: messages carry file
 names, resource ids and FHIR field paths only.
+
+A file is read with `credentials.parse.load_user_json` (nesting at most 64
+deep, a syntax error named by line and column), and its shape is checked
+before the R4B models see it (`_check_shape`): `Bundle.entry` a list of
+objects, each `resource` an object with a known `resourceType`, and no
+`null` anywhere except where FHIR JSON allows one (in a primitive array that
+has a `_name` array beside it: FHIR R4 JSON format, "JSON representation of
+primitive elements"). The models accept a `null` for an absent element; the
+readers below rely on its absence.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field, replace
@@ -69,11 +78,15 @@ from pathlib import Path
 from typing import Any
 
 import pydantic
+from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.claim import Claim
+from fhir.resources.R4B.resource import Resource
 
 from claims.errors import ClaimsError
 from claims.treatment import Line, Treatment
+from credentials.errors import MalformedDocument
+from credentials.parse import load_user_json
 
 __all__ = [
     "BundleContents",
@@ -185,6 +198,14 @@ class RefusedClaim:
     claim_id: str
     errors: tuple[FieldError, ...]
 
+    @property
+    def reason(self) -> str:
+        """Every field at fault, as `path: message; path: message`."""
+        return "; ".join(str(error) for error in self.errors)
+
+    def __str__(self) -> str:
+        return f"Claim/{self.claim_id}: {self.reason}"
+
 
 @dataclass
 class BundleContents:
@@ -207,9 +228,14 @@ class BundleError:
 
     file: str
     message: str
+    """Why: for a claim, every field at fault (`RefusedClaim.reason`)."""
+    claim_id: str | None = None
+    """The refused claim's id; None when the whole file was skipped."""
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.message}"
+        if self.claim_id is None:
+            return f"{self.file}: {self.message}"
+        return f"claim Claim/{self.claim_id} skipped: {self.message} ({self.file})"
 
 
 @dataclass
@@ -236,31 +262,42 @@ def read_bundle(path: Path) -> BundleContents:
     """
     name = path.name
     try:
-        raw = json.loads(path.read_bytes(), parse_float=Decimal)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleUnreadable(
-            f"{name}: not readable as JSON ({type(exc).__name__})"
-        ) from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BundleUnreadable(f"{name}: cannot be read ({reason})") from exc
+    try:
+        raw = load_user_json(data, what="the file", parse_float=Decimal)
+    except MalformedDocument as exc:
+        raise BundleUnreadable(f"{name}: {exc}") from exc
     if not isinstance(raw, dict):
-        raise BundleUnreadable(f"{name}: the JSON is not an object")
+        raise BundleUnreadable(f"{name}: the JSON is {_kind(raw)}, not an object")
     if raw.get("resourceType") != "Bundle":
         raise NotABundle(
-            f"{name}: resourceType is {str(raw.get('resourceType'))[:40]!r}, "
-            "not 'Bundle'",
+            f"{name}: resourceType is {_shown(raw.get('resourceType'))}, not 'Bundle'",
             remedy="pass a FHIR R4 Bundle (transaction, batch or collection)",
         )
     bundle_type = raw.get("type")
-    if bundle_type not in SUPPORTED_BUNDLE_TYPES:
+    if not isinstance(bundle_type, str) or bundle_type not in SUPPORTED_BUNDLE_TYPES:
         raise BundleInvalid(
-            f"{name}: Bundle.type {str(bundle_type)[:40]!r} is not one of "
+            f"{name}: Bundle.type {_shown(bundle_type)} is not one of "
             f"{', '.join(sorted(SUPPORTED_BUNDLE_TYPES))}"
         )
+    problem = _check_shape(raw, maybe_null=b"null" in data)
+    if problem is not None:
+        raise BundleInvalid(f"{name}: {problem}")
     try:
         Bundle.model_validate(raw)
     except pydantic.ValidationError as exc:
         raise BundleInvalid(f"{name}: {_summarise(exc, raw)}") from exc
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # NOTE: fhir.resources raises these, not a ValidationError, for some
+        # shapes `_check_shape` does not foresee; the file is refused all the same.
+        raise BundleInvalid(
+            f"{name}: the R4B models cannot read it ({type(exc).__name__})"
+        ) from exc
 
-    entries = [e for e in raw.get("entry", ()) if isinstance(e.get("resource"), dict)]
+    entries = [e for e in raw.get("entry", ()) if "resource" in e]
     contents = _contents(name, bundle_type, entries)
     log.debug(
         "read %s: %d patients, %d claims, %d refused",
@@ -292,8 +329,8 @@ def load_directory(path: Path) -> IntakeResult:
         result.bundles.append(contents)
         result.organizations.update(contents.organizations)
         result.errors.extend(
-            BundleError(file.name, str(ClaimRefused(r.claim_id, list(r.errors))))
-            for r in contents.refused
+            BundleError(file.name, refused.reason, claim_id=refused.claim_id)
+            for refused in contents.refused
         )
     for contents in result.bundles:
         contents.treatments = [
@@ -317,12 +354,19 @@ def _summarise(exc: pydantic.ValidationError, raw: dict[str, Any]) -> str:
     where = "Bundle"
     if len(loc) >= 3 and loc[0] == "entry" and loc[2] == "resource":
         index = loc[1]
-        entry = raw["entry"][index] if isinstance(index, int) else {}
-        resource_type = str(entry.get("resource", {}).get("resourceType", "resource"))
+        entries = raw.get("entry")
+        entry = (
+            entries[index]
+            if isinstance(index, int) and isinstance(entries, list)
+            else {}
+        )
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        resource_type = kind if isinstance(kind, str) else "resource"
         where = f"Bundle.entry[{index}] {resource_type}"
         loc = loc[3:]
     for part in loc:
-        where += f"[{part}]" if isinstance(part, int) else f".{part}"
+        where += f"[{part}]" if isinstance(part, int) else f".{_member(part)}"
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     offending = first.get("input")
     if isinstance(offending, str | int | Decimal) and str(offending) in message:
@@ -330,6 +374,123 @@ def _summarise(exc: pydantic.ValidationError, raw: dict[str, Any]) -> str:
     count = len(errors)
     plural = "error" if count == 1 else "errors"
     return f"{count} validation {plural} (R4B); first at {where}: {message[:160]}"
+
+
+_ELEMENT_NAME = re.compile(r"_?[A-Za-z][A-Za-z0-9_]{0,63}")
+_CODE_TEXT = re.compile(r"[A-Za-z0-9 ._:/|-]{0,40}")
+
+
+def _member(name: Any) -> str:
+    """A member name for a field path: a FHIR element name as it is, else `?`.
+
+    A name from the file that could not be an element name is not echoed
+    (it could be anything, markup for a terminal included).
+    """
+    text = str(name)
+    return text if _ELEMENT_NAME.fullmatch(text) else "?"
+
+
+def _shown(value: Any) -> str:
+    """A code from the file, quoted, when it looks like one; else its kind."""
+    if isinstance(value, str) and _CODE_TEXT.fullmatch(value):
+        return repr(value)
+    if isinstance(value, str):
+        return "(a string that is not a code)"
+    return "(missing or null)" if value is None else f"({_kind(value)})"
+
+
+def _kind(value: Any) -> str:
+    """What a JSON value is, in words (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _check_shape(raw: dict[str, Any], *, maybe_null: bool = True) -> str | None:
+    """What is wrong with the shape of a Bundle's JSON, at its JSON path; or None.
+
+    1. `Bundle.entry`, when present, is a list of objects, and each entry's
+       `resource`, when present, is an object with a `resourceType` that
+       names an R4 resource.
+    2. No member anywhere is `null`, and an array holds `null` only where
+       FHIR JSON puts one: a primitive array with a `_name` array beside it,
+       or that `_name` array itself (FHIR R4 JSON format, "JSON
+       representation of primitive elements"). Skipped when
+       `maybe_null` is false (the file's text has no `null` at all).
+    """
+    # 1. Entries and their resources.
+    entries = raw.get("entry", [])
+    if not isinstance(entries, list):
+        return f"Bundle.entry is {_kind(entries)}, not a list of entries"
+    for i, entry in enumerate(entries):
+        where = f"Bundle.entry[{i}]"
+        if not isinstance(entry, dict):
+            return f"{where} is {_kind(entry)}, not an object"
+        if "resource" not in entry:
+            continue
+        resource = entry["resource"]
+        if not isinstance(resource, dict):
+            return f"{where}.resource is {_kind(resource)}, not an object"
+        kind = resource.get("resourceType")
+        if kind is None:
+            return f"{where}.resource has no resourceType"
+        if not isinstance(kind, str):
+            return f"{where}.resource.resourceType is {_kind(kind)}, not a string"
+        if not _is_resource_type(kind):
+            return f"{where}.resource.resourceType {_shown(kind)} is not an R4 resource"
+
+    # 2. Nulls.
+    found = _null(raw, "Bundle") if maybe_null else None
+    return None if found is None else f"{found.path} {found.message}"
+
+
+def _null(root: Any, path: str) -> FieldError | None:
+    """A `null` FHIR JSON does not allow below `root`, at its path; or None.
+
+    A member is never `null`; an array holds `null` only beside its `_name`
+    array (or is that array). Depth first; the JSON is at most 64 deep.
+    """
+    stack: list[tuple[Any, str]] = [(root, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = f"{where}.{_member(key)}"
+                if value is None:
+                    return FieldError(
+                        here, "is null; FHIR JSON leaves out an absent element"
+                    )
+                if isinstance(value, list):
+                    paired = f"_{key}" in node or (
+                        key.startswith("_") and key[1:] in node
+                    )
+                    for j, item in enumerate(value):
+                        if item is None and not paired:
+                            return FieldError(
+                                f"{here}[{j}]",
+                                "is null; FHIR JSON allows null in an array only"
+                                f" beside its _{_member(key.lstrip('_'))} array",
+                            )
+                        stack.append((item, f"{here}[{j}]"))
+                else:
+                    stack.append((value, here))
+        elif isinstance(node, list):
+            stack.extend((item, f"{where}[{j}]") for j, item in enumerate(node))
+    return None
+
+
+def _is_resource_type(name: str) -> bool:
+    try:
+        model = get_fhir_model_class(name)
+    except ValueError:
+        return False
+    return issubclass(model, Resource)
 
 
 # -- turning resources into contents ------------------------------------------
@@ -445,7 +606,9 @@ def _display_name(patient: dict[str, Any]) -> str:
     name = names[0]
     if name.get("text"):
         return str(name["text"])
-    return " ".join([*name.get("given", ()), name.get("family", "")]).strip()
+    # A null in `given` stands for a name part that has only extensions.
+    given = [part for part in name.get("given", ()) if isinstance(part, str)]
+    return " ".join([*given, name.get("family", "")]).strip()
 
 
 def _encounter(resource: dict[str, Any], index: _Index) -> EncounterInfo:
@@ -789,7 +952,8 @@ def validate_claim(resource: Any) -> list[FieldError]:
     `fhir.resources` accepts values a payer cannot act on; this returns an
     empty list only when the claim is also:
 
-    1. a Claim the R4B model accepts;
+    1. a Claim the R4B model accepts, with no JSON `null` where FHIR has
+       none (a `null` is the one error returned);
     2. coded inside its required value sets: `status` (fm-status), `use`
        (claim-use), and an HL7 `type` code (claim-type);
     3. complete where R4 requires it: `type`, `patient`, `created`,
@@ -808,13 +972,35 @@ def validate_claim(resource: Any) -> list[FieldError]:
     if not isinstance(resource, dict) or resource.get("resourceType") != "Claim":
         return [FieldError("Claim.resourceType", "must be 'Claim'")]
 
-    # 1. The R4B model.
+    # 1. JSON nulls (the model would take them for absent elements), then
+    # the R4B model.
+    null = _null(resource, "Claim")
+    if null is not None:
+        return [null]
     errors: list[FieldError] = []
     try:
         Claim.model_validate(resource)
     except pydantic.ValidationError as exc:
         errors.extend(_model_errors(exc))
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # NOTE: as in `read_bundle`, fhir.resources raises these for some shapes.
+        errors.append(
+            FieldError("Claim", f"the R4B model cannot read it ({type(exc).__name__})")
+        )
 
+    # 2-6. The checks below read elements as R4 types them. Where the model
+    # found an element of the wrong type they may trip over it; its errors
+    # then stand for the claim (with what the checks found before).
+    try:
+        _payer_checks(resource, errors)
+    except (AttributeError, KeyError, TypeError):
+        if not errors:
+            raise
+    return errors
+
+
+def _payer_checks(resource: dict[str, Any], errors: list[FieldError]) -> None:
+    """Checks 2 to 6 of `validate_claim`, appending to `errors`."""
     # 2. Required value sets.
     if resource.get("status") not in FM_STATUS:
         errors.append(FieldError("Claim.status", "not in the fm-status value set"))
@@ -865,7 +1051,6 @@ def validate_claim(resource: Any) -> list[FieldError]:
                             f"no {target} entry has this sequence",
                         )
                     )
-    return errors
 
 
 def _model_errors(exc: pydantic.ValidationError) -> list[FieldError]:
@@ -873,7 +1058,7 @@ def _model_errors(exc: pydantic.ValidationError) -> list[FieldError]:
     for error in exc.errors():
         path = "Claim"
         for part in error["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else f".{part}"
+            path += f"[{part}]" if isinstance(part, int) else f".{_member(part)}"
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         offending = error.get("input")
         if isinstance(offending, str | int | Decimal) and str(offending) in message:

@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from claims.consortium import Consortium
 from claims.errors import ClaimsError, NotFound
-from claims.fhir_intake import read_bundle
+from claims.fhir_intake import IntakeError, read_bundle
 from claims.store import StatusIndex, StatusListRecord
 from claims.treatment import Treatment
 from credentials.issuer import issue_credential
@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_REFUSALS_SHOWN = 10
+"""How many refused Claims `find_treatment` lists before `and N more`."""
 
 CREDENTIAL_VALIDITY = timedelta(days=365)
 """How long a treatment credential may be presented after issue."""
@@ -163,9 +166,11 @@ def find_treatment(
 ) -> Treatment:
     """The treatment of one FHIR Claim in a bundle file, by encounter or claim id.
 
-    Raises `claims.fhir_intake.IntakeError` for a bundle that cannot be read,
-    and `NotFound` when no Claim (or more than one, for an encounter billed
-    by several) matches.
+    Raises `claims.fhir_intake.IntakeError` for a bundle that cannot be read
+    or when the Claim named by `claim` was refused at intake (the message
+    lists every field at fault), and `NotFound` when no Claim (or more than
+    one, for an encounter billed by several) matches; that message lists
+    each Claim of the bundle refused at intake, with why.
     """
     if (encounter is None) == (claim is None):
         raise ClaimsError("name exactly one of an encounter id and a claim id")
@@ -177,15 +182,27 @@ def find_treatment(
         or (encounter is not None and treatment.encounter == encounter)
     ]
     what = f"claim {claim}" if claim is not None else f"encounter {encounter}"
-    refused = [r.claim_id for r in contents.refused]
     if not matches:
+        for refused in contents.refused:
+            if claim is not None and refused.claim_id == claim:
+                raise IntakeError(
+                    f"{bundle.name}: Claim/{claim} was refused at intake:"
+                    f" {refused.reason}",
+                    remedy="correct those fields of the Claim, then issue again",
+                )
+        message = f"{bundle.name} holds no usable FHIR Claim for {what}"
+        if contents.refused:
+            shown = contents.refused[:_REFUSALS_SHOWN]
+            more = len(contents.refused) - len(shown)
+            message += (
+                f"; {len(contents.refused)} claim(s) of the bundle were refused"
+                " at intake:"
+                + "".join(f"\n  {refused}" for refused in shown)
+                + (f"\n  and {more} more" if more else "")
+            )
         raise NotFound(
-            f"{bundle.name} holds no usable FHIR Claim for {what}",
-            remedy=(
-                f"{len(refused)} claim(s) of the bundle were refused at intake"
-                if refused
-                else "check the id against the bundle's Encounter and Claim ids"
-            ),
+            message,
+            remedy="check the id against the bundle's Encounter and Claim ids",
         )
     if len(matches) > 1:
         raise NotFound(

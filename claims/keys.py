@@ -15,6 +15,13 @@ passphrase unless the environment sets one: demo keys protect nothing.
 In the embedded default every member's key sits in the one workspace, which is
 what a single-machine demo needs and nothing more: when members run on their
 own machines each keeps only its own file.
+
+A key is made once, before anything is signed with it (when its workspace is
+set up or its member is added), and never again: `load` refuses a missing
+file with `MissingKey` rather than making a replacement, which would sign
+with a key nobody trusts. Whether a key may still be made is the caller's
+question (`claims.consortium` answers it); this module only refuses to make
+`kdf.json` afresh beside sealed keys.
 """
 
 from __future__ import annotations
@@ -39,7 +46,13 @@ from nacl.exceptions import CryptoError
 from claims.errors import ConfigError
 from credentials.keys import Ed25519Key
 
-__all__ = ["DEMO_PASSPHRASE", "PASSPHRASE_ENV", "KeyStore", "passphrase_from_env"]
+__all__ = [
+    "DEMO_PASSPHRASE",
+    "PASSPHRASE_ENV",
+    "KeyStore",
+    "MissingKey",
+    "passphrase_from_env",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +68,24 @@ _MEM = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
 # Derived key-encryption keys, by (kdf file, passphrase digest): one derivation
 # per process and workspace.
 _KEKS: dict[tuple[str, bytes], bytes] = {}
+
+
+class MissingKey(ConfigError):
+    """Raised when a key file that must already exist is not in the keys folder.
+
+    A replacement is never made on the fly: it would sign with a key that no
+    member, witness or receipt holder trusts.
+    """
+
+    @classmethod
+    def for_file(cls, path: Path) -> MissingKey:
+        """The error for the missing file `path` of a workspace's keys folder."""
+        return cls(
+            f"key file {path} is missing; the keys folder must be the one the"
+            " workspace was made with",
+            remedy=f"restore {path.parent} from the original workspace or a"
+            " backup; a key already in use is never made again",
+        )
 
 
 def passphrase_from_env(default: str | None = None) -> Callable[[], str]:
@@ -117,6 +148,9 @@ class KeyStore:
         """The key-encryption key: Argon2id of the passphrase, once per process."""
         kdf = self.folder / "kdf.json"
         if not kdf.exists():
+            if any(self.folder.glob("*.key")):
+                # A new salt would open none of the sealed keys beside it.
+                raise MissingKey.for_file(kdf)
             self.folder.mkdir(parents=True, exist_ok=True)
             params = {
                 "kdf": "argon2id",
@@ -179,8 +213,9 @@ class KeyStore:
     def load(self, name: str) -> Ed25519Key:
         """The key called `name`.
 
-        Raises `ConfigError` when it is absent or damaged, or the passphrase
-        does not open it.
+        Raises `MissingKey` when its file is absent (a replacement is never
+        made here), and `ConfigError` when it is damaged or the passphrase does
+        not open it.
         """
         if name in self._cache:
             return self._cache[name]
@@ -188,10 +223,7 @@ class KeyStore:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(
-                f"no key named {name!r} in {self.folder}",
-                remedy="create it first (for example `claims hospital init`)",
-            ) from None
+            raise MissingKey.for_file(path) from None
         except (UnicodeDecodeError, ValueError):
             raise ConfigError(f"key file {path} is damaged: not JSON") from None
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
@@ -228,8 +260,9 @@ class KeyStore:
     def load_or_create(self, name: str) -> Ed25519Key:
         """The key called `name`, created first if there is none.
 
-        Safe when several processes do this at once: one creates it, the
-        others load what it created.
+        Only for a key that may still be made: the caller decides that (see
+        the module docstring). Safe when several processes do this at once:
+        one creates it, the others load what it created.
         """
         if self.exists(name):
             return self.load(name)

@@ -38,8 +38,10 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from sqlmodel import Session, select
@@ -52,16 +54,20 @@ from claims.states import ClaimState
 from claims.store import Accumulator, Claim, cents, from_cents
 from claims.treatment import Treatment
 from ledger import records
+from mpc_lite.score import DEFAULT_MODEL
 
 __all__ = [
+    "RISK_THRESHOLD",
     "InvalidReviewer",
     "NotInReview",
     "ReviewError",
     "ReviewItem",
     "approve",
     "deny",
+    "describe_risk",
     "list_reviews",
     "publish_pending",
+    "risk_mark",
     "show",
 ]
 
@@ -70,6 +76,14 @@ logger = logging.getLogger(__name__)
 S = ClaimState
 _REVIEWER = re.compile(r"[A-Za-z0-9._-]{1,64}")
 MAX_NOTE = 500
+
+RISK_THRESHOLD = DEFAULT_MODEL.threshold
+"""The joint risk score at or above which a claim is flagged.
+
+The threshold of the consortium's default model, the one the flow scores
+with (`flows.steps`); a consortium that scored with another model would
+have to show that model's threshold instead.
+"""
 
 
 class ReviewError(ClaimsError):
@@ -99,6 +113,11 @@ class ReviewItem:
     """Why the claim is held."""
     since: datetime
     age_seconds: float
+    risk_score: float | None
+    """The joint risk score across insurers; None when none was computed."""
+    risk_flagged: bool
+    """True when `risk_score` is at or above `risk_threshold`."""
+    risk_threshold: float = RISK_THRESHOLD
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -136,6 +155,8 @@ def list_reviews(
                     reason=claim.reason,
                     since=since,
                     age_seconds=(now - since).total_seconds(),
+                    risk_score=claim.risk_score,
+                    risk_flagged=bool(claim.risk_flagged),
                 )
             )
     return items
@@ -144,20 +165,24 @@ def list_reviews(
 def show(consortium: Consortium, claim_id: str) -> dict[str, Any]:
     """One claim as a reviewer needs it, in any state (JSON-ready).
 
-    Keys: `claim` (id, insurer, state, reason, amounts, duplicate flag),
-    `lines` (per line: sequence, code, submitted, benefit, reasons, from the
-    stored ClaimResponse), `timeline` and `decisions`.
+    Keys: `claim` (id, insurer, state, reason, amounts, duplicate flag, and
+    `risk_score`, `risk_flagged`, `risk_threshold`: the score is None when
+    none was computed, and then the claim is not flagged), `lines` (per
+    line: sequence, code, submitted, benefit, reasons, from the stored
+    ClaimResponse), `timeline` and `decisions`.
 
-    Raises `claims.errors.NotFound` for an unknown id.
+    `claim_id` may be a unique prefix of 8 or more characters. Raises
+    `claims.errors.NotFound` for an unknown id.
     """
     store = consortium.store
     with Session(store.engine) as session:
         claim = store.get_claim(session, claim_id)
-        events = store.events(session, claim_id)
+        # By the full id from here on: `claim_id` may be a prefix.
+        events = store.events(session, claim.id)
         decisions = list(
             session.exec(
                 select(ReviewDecision)
-                .where(ReviewDecision.claim_id == claim_id)
+                .where(ReviewDecision.claim_id == claim.id)
                 .order_by(ReviewDecision.decided_at)  # type: ignore[arg-type]
             )
         )
@@ -174,6 +199,9 @@ def show(consortium: Consortium, claim_id: str) -> dict[str, Any]:
             "payable": _money(claim.payable_cents),
             "duplicate_elsewhere": claim.duplicate,
             "service_date": treatment["start"][:10] if treatment else None,
+            "risk_score": claim.risk_score,
+            "risk_flagged": bool(claim.risk_flagged),
+            "risk_threshold": RISK_THRESHOLD,
         },
         "lines": _lines(claim),
         "timeline": [
@@ -226,6 +254,46 @@ def _lines(claim: Claim) -> list[dict[str, Any]]:
             }
         )
     return lines
+
+
+def risk_mark(score: float | None, flagged: bool) -> str:
+    """A joint risk score in at most five characters: `0.51!`, `0.48` or `-`.
+
+    Two decimals, cut rather than rounded, so that a score just below a
+    threshold of two decimals (0.4996 under 0.5) never reads as the
+    threshold itself; `!` marks a flagged score and `-` stands for no score.
+    """
+    if score is None:
+        return "-"
+    shown = Decimal(repr(score)).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    return f"{shown}!" if flagged else str(shown)
+
+
+def describe_risk(
+    score: float | None,
+    flagged: bool,
+    *,
+    state: str,
+    reached: Collection[str],
+    duplicate: bool | None,
+) -> str:
+    """A claim's joint risk score and the threshold, or why it has none, in words.
+
+    `reached` holds the states of the claim's timeline, and `duplicate` its
+    duplicate flag, which the flow leaves None when the claimant gave no
+    consent to the joint check.
+    """
+    if score is not None:
+        if flagged:
+            return f"{score:.4f}, flagged: at or above the threshold {RISK_THRESHOLD:g}"
+        return f"{score:.4f}, below the threshold {RISK_THRESHOLD:g}"
+    if state == S.REJECTED.value:
+        return "not computed: the claim was rejected before the joint check"
+    if S.SCORED.value not in reached:
+        return "not computed: the claim has not been through the joint check"
+    if duplicate is None:
+        return "not computed: no consent to the joint fraud check"
+    return "not computed: fewer than 3 insurers hold this claimant"
 
 
 def _check_reviewer(reviewer: str) -> None:
@@ -287,19 +355,22 @@ def approve(
 ) -> ReviewDecision:
     """Approve a claim in review, re-price it (module docstring) and settle it.
 
-    Returns the stored decision. Raises `claims.errors.NotFound` for an
-    unknown id, `NotInReview` when the claim is not in review, and
-    `InvalidReviewer` for an unusable reviewer name or note; in each case
-    nothing is changed.
+    `claim_id` may be a unique prefix of 8 or more characters. Returns the
+    stored decision. Raises `claims.errors.NotFound` for an unknown id,
+    `NotInReview` when the claim is not in review, and `InvalidReviewer` for
+    an unusable reviewer name or note, and the `ConfigError` of a key the
+    ledger needs and cannot open; in each case nothing is changed.
     """
     _check_reviewer(reviewer)
     _check_text("note", note, required=False)
+    consortium.check_keys()
     store = consortium.store
     now = consortium.clock()
 
     # 1. Decide, in one transaction.
     with store.session() as session:
         claim = _in_review(consortium, session, claim_id)
+        claim_id = claim.id  # the full id, to settle by: it may have been a prefix
         treatment, result, row = _reprice(consortium, session, claim)
         before = claim.payable_cents
         after = cents(result.payable)
@@ -362,10 +433,12 @@ def deny(
     the code `review-denied` only. The stored ClaimResponse keeps its lines
     with every benefit set to zero and says it was denied on review.
 
-    Raises `claims.errors.NotFound`, `NotInReview` or `InvalidReviewer` (no
-    reason, or an unusable reviewer name) and then changes nothing.
+    Raises `claims.errors.NotFound`, `NotInReview`, `InvalidReviewer` (no
+    reason, or an unusable reviewer name) or the `ConfigError` of a key the
+    ledger needs and cannot open, and then changes nothing.
     """
     _check_reviewer(reviewer)
+    consortium.check_keys()
     _check_text("reason", reason, required=True)
     store = consortium.store
     now = consortium.clock()

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 import ledger.log  # noqa: F401  (puts the ledger tables on SQLModel.metadata)
 from claims.adjudication import Accumulator as YearToDate
@@ -41,7 +41,10 @@ from claims.errors import NotFound
 from claims.states import ClaimState, check_transition
 
 __all__ = [
+    "MAX_CLAIM_ID",
+    "MIN_CLAIM_PREFIX",
     "Accumulator",
+    "AmbiguousClaimId",
     "Challenge",
     "Claim",
     "ClaimEvent",
@@ -300,6 +303,17 @@ def _sqlite_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
+MAX_CLAIM_ID = 64
+"""No claim id is longer (they are UUIDs, 36 characters); a longer one is refused."""
+MIN_CLAIM_PREFIX = 8
+"""The shortest prefix `Store.get_claim` looks a claim up by (what `claims status`
+prints on a narrow terminal)."""
+
+
+class AmbiguousClaimId(NotFound):
+    """Raised when a claim id prefix is the start of more than one claim id."""
+
+
 class Store:
     """The database behind one workspace, and the claim state machine on it.
 
@@ -453,26 +467,42 @@ class Store:
         return list(session.exec(query.order_by(Claim.submitted_at, Claim.id)))
 
     def get_claim(self, session: Session, claim_id: str) -> Claim:
-        """The claim with this id, or with a unique id prefix of 8+ characters."""
-        claim = session.get(Claim, claim_id)
-        if claim is None and len(claim_id) >= 8 and "%" not in claim_id:
-            found = list(
-                session.exec(
-                    select(Claim).where(Claim.id.startswith(claim_id)).limit(2)  # type: ignore[attr-defined]
-                )
-            )
-            if len(found) == 2:
-                raise NotFound(
-                    f"more than one claim id starts with {claim_id!r}",
-                    remedy="give more of the id",
-                )
-            claim = found[0] if found else None
-        if claim is None:
+        """The claim with this id, or with a unique id prefix of 8+ characters.
+
+        Raises `NotFound` for an id no claim has or that is longer than
+        `MAX_CLAIM_ID` (no claim has one), for a prefix shorter than 8
+        characters that is not a whole id, and `AmbiguousClaimId` (a
+        `NotFound`) for a prefix that more than one claim id starts with.
+        `_` and `%` in a prefix are matched as themselves.
+        """
+        if len(claim_id) > MAX_CLAIM_ID:
             raise NotFound(
-                f"no claim with id {claim_id!r}",
+                f"not a claim id: it has {len(claim_id)} characters, and a claim"
+                f" id has at most {MAX_CLAIM_ID}",
                 remedy="run `claims status` to list the claims",
             )
-        return claim
+        claim = session.get(Claim, claim_id)
+        if claim is not None:
+            return claim
+        if len(claim_id) < MIN_CLAIM_PREFIX:
+            raise NotFound(
+                f"no claim has the id {claim_id!r}, and a claim id prefix needs"
+                f" at least {MIN_CLAIM_PREFIX} characters",
+                remedy="run `claims status` to list the claims",
+            )
+        starts = col(Claim.id).startswith(claim_id, autoescape=True)
+        found = list(session.exec(select(Claim).where(starts).limit(2)))
+        if len(found) == 2:
+            raise AmbiguousClaimId(
+                f"more than one claim id starts with {claim_id!r}",
+                remedy="give more of the id",
+            )
+        if not found:
+            raise NotFound(
+                f"no claim id is or starts with {claim_id!r}",
+                remedy="run `claims status` to list the claims",
+            )
+        return found[0]
 
     def events(self, session: Session, claim_id: str) -> list[ClaimEvent]:
         query = select(ClaimEvent).where(ClaimEvent.claim_id == claim_id)

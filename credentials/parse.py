@@ -1,13 +1,27 @@
 """Careful JSON parsing for documents that arrive from outside.
 
-`load_json` accepts only what RFC 8785 (JCS) can canonicalise and what I-JSON
-(RFC 7493) allows, so that a document that parses here signs and verifies
-the same everywhere: UTF-8 only, at most 1 MiB, nesting at most 64 deep, no
-duplicate member names (RFC 7493 section 2.3), no NaN or Infinity, integer
-literals within +-(2^53 - 1) (RFC 7493 section 2.2: beyond that a double
-silently rounds them), no lone surrogates (section 2.1). Numbers written with
-a fraction or exponent are doubles already and are kept (JCS serialises them
-as ECMAScript does, RFC 8785 section 3.2.2.3).
+Two readers share one set of checks (`_decode`, `_check_depth`, `_parse`), so
+that every JSON a user hands the engine is refused the same way before
+Python's recursive parser can overflow its stack:
+
+- `load_json` is for documents that are signed and verified (credentials,
+  presentations, status lists). It accepts only what RFC 8785 (JCS) can
+  canonicalise and what I-JSON (RFC 7493) allows, so that a document that
+  parses here signs and verifies the same everywhere: UTF-8 only, at most
+  1 MiB, nesting at most 64 deep, no duplicate member names (RFC 7493 section
+  2.3), no NaN or Infinity, integer literals within +-(2^53 - 1) (RFC 7493
+  section 2.2: beyond that a double silently rounds them), no lone surrogates
+  (section 2.1). Numbers written with a fraction or exponent are doubles
+  already and are kept (JCS serialises them as ECMAScript does, RFC 8785
+  section 3.2.2.3).
+- `load_user_json` is for JSON that is read but never signed here (FHIR
+  bundles and claims, ledger receipts, trust files): UTF-8 (a leading byte
+  order mark is dropped), nesting at most 64 deep, and a size limit only if
+  the caller gives one. Duplicate names, large integers and non-finite
+  numbers are left as Python's `json` reads them.
+
+Both raise `MalformedDocument` with one message naming the input (`what`)
+and, for a syntax error, its line and column; never a value from the input.
 """
 
 from __future__ import annotations
@@ -15,60 +29,115 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
 from credentials.errors import MalformedDocument
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "load_json"]
+__all__ = ["MAX_BYTES", "MAX_DEPTH", "load_json", "load_user_json"]
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 64
 _MAX_SAFE_INTEGER = (1 << 53) - 1
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+# A JSON string, written as an unrolled loop so that it runs in linear time.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
+_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
-def load_json(data: bytes) -> Any:
-    """The JSON value in `data`; `MalformedDocument` saying which rule it breaks."""
-    # 1. Size and encoding.
+def load_json(data: bytes, *, what: str = "the input") -> Any:
+    """The JSON value in `data`; `MalformedDocument` saying which rule it breaks.
+
+    `what` names the input in messages (a file name, say).
+    """
     if not isinstance(data, bytes | bytearray):
         raise MalformedDocument("JSON input must be bytes")
-    if len(data) > MAX_BYTES:
-        raise MalformedDocument(
-            f"JSON input is {len(data)} bytes; the limit is {MAX_BYTES}"
-        )
-    try:
-        text = bytes(data).decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MalformedDocument(f"JSON input is not UTF-8 (byte {exc.start})") from exc
-    if text.startswith("\ufeff"):
-        raise MalformedDocument("JSON input starts with a byte order mark")
-
-    # 2. Nesting depth, counted outside strings before the parser recurses.
-    depth = deepest = 0
-    for match in _BRACKET.finditer(_STRING.sub('""', text)):
-        depth += 1 if match.group() in "[{" else -1
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            raise MalformedDocument(f"JSON nesting is deeper than {MAX_DEPTH}")
-
-    # 3. Parse, refusing duplicates, non-finite and unsafe numbers.
-    try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_no_duplicates,
-            parse_constant=_no_constant,
-            parse_int=_safe_int,
-            parse_float=_finite_float,
-        )
-    except MalformedDocument:
-        raise
-    except (ValueError, RecursionError) as exc:
-        raise MalformedDocument(f"input is not JSON: {exc}") from exc
-
-    # 4. Strings JCS can encode (no lone surrogates).
+    text = _decode(bytes(data), what, max_bytes=MAX_BYTES, bom=False)
+    value = _parse(
+        text,
+        what,
+        object_pairs_hook=_no_duplicates,
+        parse_constant=_no_constant,
+        parse_int=_safe_int,
+        parse_float=_finite_float,
+    )
+    # Strings JCS can encode (no lone surrogates).
     _check_strings(value)
     return value
+
+
+def load_user_json(
+    data: bytes | str,
+    *,
+    what: str = "the input",
+    parse_float: Callable[[str], Any] | None = None,
+    max_bytes: int | None = None,
+) -> Any:
+    """The JSON value in `data`, read with the nesting limit of `load_json`.
+
+    For JSON from a user that is read, not signed: `parse_float` as in
+    `json.loads` (`decimal.Decimal` keeps a FHIR amount's digits), and no size
+    limit unless `max_bytes` is given. `what` names the input in messages.
+    Raises `MalformedDocument`. The caller still checks the shape of what it
+    gets: any JSON value, `null` included, can come back.
+    """
+    if isinstance(data, str):
+        # Encoded again so that size and lone surrogates are checked as bytes.
+        data = data.encode("utf-8", errors="surrogatepass")
+    if not isinstance(data, bytes | bytearray):
+        raise MalformedDocument(f"{what} must be bytes or text")
+    text = _decode(bytes(data), what, max_bytes=max_bytes, bom=True)
+    return _parse(text, what, parse_float=parse_float)
+
+
+def _decode(data: bytes, what: str, *, max_bytes: int | None, bom: bool) -> str:
+    """Step 1 of both readers: size and encoding; a BOM dropped if `bom`."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise MalformedDocument(
+            f"{what} is {len(data)} bytes; the limit is {max_bytes}"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedDocument(f"{what} is not UTF-8 (byte {exc.start})") from exc
+    if text.startswith("\ufeff"):
+        if not bom:
+            raise MalformedDocument(f"{what} starts with a byte order mark")
+        text = text[1:]
+    return text
+
+
+def _check_depth(text: str, what: str) -> None:
+    """Refuse nesting deeper than `MAX_DEPTH`, counted outside strings.
+
+    Runs before `json.loads`, whose recursion would otherwise overflow the
+    stack (RecursionError) on a few thousand brackets.
+    """
+    outside = _STRING.sub("", text).encode("utf-8", errors="surrogatepass")
+    brackets = outside.translate(None, _NOT_BRACKETS)
+    # The running sum of +1 per opening and -1 per closing bracket, in C.
+    if max(accumulate(map(_STEP.__getitem__, brackets)), default=0) > MAX_DEPTH:
+        raise MalformedDocument(f"JSON nesting is deeper than {MAX_DEPTH} in {what}")
+
+
+def _parse(text: str, what: str, **hooks: Any) -> Any:
+    """Steps 2 and 3 of both readers: the depth limit, then `json.loads`."""
+    _check_depth(text, what)
+    try:
+        return json.loads(text, **hooks)
+    except MalformedDocument:
+        raise
+    except json.JSONDecodeError as exc:
+        raise MalformedDocument(
+            f"{what} is not valid JSON (line {exc.lineno}, column {exc.colno}:"
+            f" {exc.msg})"
+        ) from exc
+    except RecursionError as exc:
+        raise MalformedDocument(f"JSON nesting is too deep to read in {what}") from exc
+    except ValueError as exc:
+        # Python refuses integer literals of more than 4300 digits.
+        raise MalformedDocument(f"{what} holds an integer too long to read") from exc
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ a file named does not exist.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,25 +45,41 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _read_text(path: Path, what: str) -> str:
+def _read_bytes(path: Path, what: str) -> bytes:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError as exc:
         typer.echo(f"error: {what} file {path} does not exist", err=True)
         raise typer.Exit(code=3) from exc
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise _fail(f"error: cannot read {what} file {path}: {exc}") from exc
 
 
-def _read_json(path: Path, what: str) -> Any:
-    text = _read_text(path, what)
+def _read_text(path: Path, what: str) -> str:
+    data = _read_bytes(path, what)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise _fail(
-            f"error: {what} file {path} is not JSON (line {exc.lineno}, "
-            f"column {exc.colno})"
+            f"error: {what} file {path} is not UTF-8 (byte {exc.start})"
         ) from exc
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """The JSON of a receipt or keys file, read as every user's JSON is read.
+
+    `credentials.parse.load_user_json` refuses nesting deeper than 64 (the
+    parser would otherwise overflow its stack) and names a syntax error by
+    line and column.
+    """
+    from credentials.errors import MalformedDocument
+    from credentials.parse import load_user_json
+
+    data = _read_bytes(path, what)
+    try:
+        return load_user_json(data, what=f"{what} file {path}")
+    except MalformedDocument as exc:
+        raise _fail(f"error: {exc}") from exc
 
 
 def _collect_keys(

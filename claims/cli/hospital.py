@@ -117,9 +117,16 @@ def issue(
         publish_status_list,
     )
     from credentials.did_key import public_key_from_did
+    from credentials.errors import InvalidDid
 
     # 1. The inputs: a DID to issue to, and one Claim of the bundle.
-    public_key_from_did(to)
+    try:
+        public_key_from_did(to)
+    except InvalidDid as exc:
+        raise typer.BadParameter(
+            f"{exc}; give the patient's wallet DID (did:key:z6Mk...)",
+            param_hint="'--to'",
+        ) from exc
     if (encounter is None) == (claim is None):
         raise ConfigError(
             "name the treatment with exactly one of --encounter and --claim"

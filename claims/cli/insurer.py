@@ -38,7 +38,8 @@ def serve(
     """Serve the claims gateway and process submitted claims every few seconds.
 
     Uses the Prefect server at PREFECT_API_URL when set, otherwise starts a
-    local one. Ctrl-C stops both.
+    local one. Ctrl-C (or SIGTERM) stops both. The workspace's keys are opened
+    before anything starts; a failed flow run is reported in one line.
 
     Example: claims -w ws insurer serve --insurer insurer-1 --port 8000
     """
@@ -47,6 +48,7 @@ def serve(
 
     consortium = Consortium(STATE.settings())
     consortium.member(insurer)
+    consortium.check_keys(insurer)
     errors.print(
         f"gateway of {insurer} on http://{host}:{port}"
         f" (OpenAPI at /docs); flow {'on' if flow else 'off'}; Ctrl-C stops",
@@ -55,9 +57,20 @@ def serve(
     serve(
         consortium,
         ServeOptions(
-            insurer_id=insurer, host=host, port=port, flow=flow, interval=interval
+            insurer_id=insurer,
+            host=host,
+            port=port,
+            flow=flow,
+            interval=interval,
+            debug=STATE.debug,
+            on_failure=_print_failure,
         ),
     )
+
+
+def _print_failure(line: str) -> None:
+    """One line on the console for a failed flow run (no markup: it quotes errors)."""
+    errors.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @insurer_app.command("init")

@@ -34,25 +34,72 @@ def _consortium() -> Any:
 
 
 def _entry_index(consortium: Any, entry_id: str) -> int:
-    """A leaf index, an idempotency key, or a claim id (its settlement)."""
+    """The leaf index `entry_id` names (see `prove` for the order of the tries).
+
+    Raises `NotFound`; `AmbiguousClaimId` for a claim id prefix that more
+    than one claim id starts with.
+    """
+    from claims.store import AmbiguousClaimId
+
     log = consortium.ledger
-    if entry_id.isascii() and entry_id.isdigit():
-        index = int(entry_id)
+    shown = (
+        entry_id
+        if len(entry_id) <= 80
+        else f"{entry_id[:40]}... ({len(entry_id)} characters)"
+    )
+
+    # 1. A claim of the store, by whole id or 8+ character prefix.
+    digits = entry_id.isascii() and entry_id.isdigit()
+    claim_id = state = None
+    with consortium.store.session() as session:
+        try:
+            claim = consortium.store.get_claim(session, entry_id)
+            claim_id, state = claim.id, claim.state
+        except AmbiguousClaimId:
+            raise
+        except NotFound:
+            pass
+    if claim_id is not None:
+        index = log.index_for_key(_settlement_key(claim_id))
+        if index is None:
+            raise NotFound(
+                f"claim {claim_id} has no settlement on the ledger (it is {state})",
+                remedy=(
+                    "an all-digit argument is a claim id when a claim id is or"
+                    " starts with it; a leaf index is one that none starts with"
+                    if digits
+                    else "only a settled claim has a settlement entry to prove"
+                ),
+            )
+        return int(index)
+
+    # 2. A leaf index.
+    if digits:
+        # Python reads at most 4300 digits; no ledger has 10^20 entries.
+        index = int(entry_id) if len(entry_id) <= 20 else log.size()
         if index >= log.size():
             raise NotFound(
-                f"entry {index} is beyond the ledger (size {log.size()})",
+                f"entry {shown} is beyond the ledger (size {log.size()})",
                 remedy="give an index below the size, a record key or a claim id",
             )
         return index
-    for key in (entry_id, f"settlement:settlement-{entry_id}"):
+
+    # 3. A record's idempotency key, or the settlement of a claim id that is
+    # on the ledger but not in this store.
+    for key in (entry_id, _settlement_key(entry_id)):
         index = log.index_for_key(key)
         if index is not None:
             return int(index)
     raise NotFound(
-        f"no ledger entry with key {entry_id!r} and no settlement of a claim "
-        "with that id",
-        remedy="check the id with `claims status`, or give the leaf index",
+        f"no ledger entry with key {shown!r} and no claim whose id is or starts"
+        " with it",
+        remedy="check the id with `claims status` (a claim id prefix needs at"
+        " least 8 characters), or give the leaf index",
     )
+
+
+def _settlement_key(claim_id: str) -> str:
+    return f"settlement:settlement-{claim_id}"
 
 
 @app.command("prove")
@@ -60,8 +107,12 @@ def prove(
     entry_id: Annotated[
         str,
         typer.Argument(
-            help="A leaf index, a record's idempotency key, or a claim id (its"
-            " settlement)."
+            help="A claim id (whole, or its first 8 or more characters as"
+            " `claims status` prints them: its settlement), a leaf index, or a"
+            " record's idempotency key. A claim id is tried first, so an"
+            " all-digit argument is a leaf index only when no claim id is or"
+            " starts with it.",
+            show_default=False,
         ),
     ],
     out: Annotated[
@@ -74,7 +125,7 @@ def prove(
     The receipt holds the entry, its inclusion proof and the latest cosigned
     checkpoint; check it offline with `claims ledger verify-receipt`.
 
-    Example: claims ledger prove 1b4e28ba-2fa1-11d2-883f-0016d3cca427 -o r.json
+    Example: claims ledger prove 1b4e28ba -o r.json
     """
     consortium = _consortium()
     index = _entry_index(consortium, entry_id)

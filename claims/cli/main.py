@@ -15,12 +15,14 @@ errors print one message and, where there is one, a remedy.
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -107,7 +109,7 @@ def demo(
 
     def say(message: str) -> None:
         if not as_json:
-            console.print(f"[dim]-[/dim] {message}")
+            console.print(f"[dim]-[/dim] {escape(message)}")
 
     options = DemoOptions(
         fhir=fhir,
@@ -152,12 +154,24 @@ def demo(
         f"wrote {out / 'summary.json'} and {summary['settled']} receipts in"
         f" {out / 'receipts'}"
     )
+    # The commands as the README installs them, with the workspace this demo
+    # used; not wrapped by Rich, so that each copies as one line.
+    claims = ".venv/bin/claims"
+    if STATE.workspace is not None:
+        claims += f" --workspace {shlex.quote(str(STATE.workspace))}"
+    receipt = shlex.quote(f"{out / 'receipts'}/CLAIM.json")
+    keys = shlex.quote(str(out / "ledger-keys.json"))
     console.print(
-        "next: [bold]claims status[/bold]   (each claim, its state, risk score, reason)"
+        f"next: [bold]{escape(claims)} status[/bold]   (each claim: state, risk"
+        " score, reason)",
+        highlight=False,
+        soft_wrap=True,
     )
     console.print(
-        f"      [bold]claims ledger verify-receipt {out / 'receipts'}/CLAIM.json"
-        f" --keys-file {out / 'ledger-keys.json'}[/bold]"
+        f"      [bold]{escape(claims)} ledger verify-receipt {escape(receipt)}"
+        f" --keys-file {escape(keys)}[/bold]",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -179,10 +193,17 @@ def status(
 ) -> None:
     """List the claims, or show one claim's timeline of states and times.
 
+    The list gives each claim's state, amounts, joint risk score (`risk`:
+    `0.51!` at or above the threshold, `0.48` below it, `-` none computed)
+    and reason; one claim's view says why a claim has no score. Below 140
+    columns a claim is listed by the first 8 characters of its id, which
+    `claims status ID` accepts.
+
     Example: claims status 1b4e28ba-2fa1-11d2-883f-0016d3cca427
     """
     from sqlmodel import Session, select
 
+    from claims.review import describe_risk
     from claims.store import Claim, Store
 
     store = Store(require_store().database_url)
@@ -194,37 +215,7 @@ def status(
             if as_json:
                 emit_json(rows)
                 return
-            # Whole ids on a wide terminal; on a narrow one the first 8
-            # characters, which `claims status ID` accepts as a prefix. The
-            # risk column only from 100 columns on: on 80 it would leave the
-            # reason no room (`claims status ID` always shows the score).
-            wide = console.width >= 140
-            with_risk = console.width >= 100
-            table = Table(title=f"{len(rows)} claims")
-            # Only the reason wraps; every other column keeps its width.
-            table.add_column("claim", no_wrap=True)
-            table.add_column("insurer", no_wrap=True)
-            table.add_column("state", no_wrap=True)
-            table.add_column("billed", justify="right", no_wrap=True)
-            table.add_column("payable", justify="right", no_wrap=True)
-            if with_risk:
-                table.add_column("risk", justify="right", no_wrap=True)
-            table.add_column("reason")
-            for row in rows:
-                score = row["risk_score"]
-                risk = "-" if score is None else f"{score:.3f}"
-                if row["risk_flagged"]:
-                    risk += " flagged"
-                table.add_row(
-                    row["id"] if wide else row["id"][:8],
-                    row["insurer"],
-                    row["state"],
-                    row["billed"] or "",
-                    row["payable"] or "",
-                    *([risk] if with_risk else []),
-                    row["reason"] or "",
-                )
-            console.print(table)
+            _print_claims(rows)
             return
         claim = store.get_claim(session, claim_id)
         # By the full id: `claim_id` may be a prefix.
@@ -242,12 +233,19 @@ def status(
         f" [bold]{data['state']}[/bold]"
     )
     if data["reason"]:
-        console.print(f"reason: {data['reason']}")
+        console.print(f"reason: {escape(data['reason'])}")
     console.print(
         f"billed {data['billed'] or '-'}  payable {data['payable'] or '-'}"
         f"  duplicate elsewhere: {data['duplicate']}"
     )
-    console.print(f"joint risk score: {_risk_text(data)}")
+    risk = describe_risk(
+        data["risk_score"],
+        data["risk_flagged"],
+        state=data["state"],
+        reached={event["state"] for event in data["timeline"]},
+        duplicate=data["duplicate"],
+    )
+    console.print(f"joint risk score: {risk}", highlight=False)
     table = Table(title="timeline")
     table.add_column("state")
     table.add_column("at (UTC)")
@@ -257,28 +255,40 @@ def status(
     console.print(table)
 
 
-def _risk_text(data: dict[str, Any]) -> str:
-    """The joint risk score of one claim, or why there is none, in words.
+def _print_claims(rows: list[dict[str, Any]]) -> None:
+    """The list of `claims status`: every claim, with its risk, at any width.
 
-    `data` is a `_claim_row` with its `timeline`. The threshold shown is the
-    consortium's default model's, the one the flow scores with.
+    `rows` are `_claim_row`s. Every column but the reason keeps its width
+    (the risk is at most five characters, `claims.review.risk_mark`); the
+    reason wraps. When every claim has the same currency the title names it
+    and the amounts go without it.
     """
-    from mpc_lite.score import DEFAULT_MODEL
+    from claims.review import RISK_THRESHOLD, risk_mark
 
-    score = data["risk_score"]
-    threshold = DEFAULT_MODEL.threshold
-    if score is not None:
-        if data["risk_flagged"]:
-            return f"{score:.4f}, flagged: at or above the threshold {threshold:g}"
-        return f"{score:.4f}, below the threshold {threshold:g}"
-    reached = {event["state"] for event in data["timeline"]}
-    if data["state"] == "rejected":
-        return "not computed: the claim was rejected before the joint check"
-    if "scored" not in reached:
-        return "not computed: the claim has not been through the joint check"
-    if data["duplicate"] is None:
-        return "not computed: no consent to the joint fraud check"
-    return "not computed: fewer than 3 insurers hold this claimant"
+    currency = payer.common_currency([row["currency"] for row in rows])
+    title = f"{len(rows)} claims"
+    if currency:
+        title += f" (amounts in {currency})"
+    table = payer.listing_table(title, payer.RISK_CAPTION.format(RISK_THRESHOLD))
+    table.add_column("claim", no_wrap=True)
+    table.add_column("insurer", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("billed", justify="right", no_wrap=True)
+    table.add_column("payable", justify="right", no_wrap=True)
+    table.add_column("risk", no_wrap=True)
+    table.add_column("reason")
+    suffix = f" {currency}" if currency else ""
+    for row in rows:
+        table.add_row(
+            payer.short_id(row["id"]),
+            row["insurer"],
+            row["state"],
+            (row["billed"] or "").removesuffix(suffix),
+            (row["payable"] or "").removesuffix(suffix),
+            risk_mark(row["risk_score"], row["risk_flagged"]),
+            row["reason"] or "",
+        )
+    console.print(table)
 
 
 def _claim_row(claim: Any) -> dict[str, Any]:
@@ -298,9 +308,12 @@ def _claim_row(claim: Any) -> dict[str, Any]:
         "reason": claim.reason,
         "billed": money(claim.billed_cents),
         "payable": money(claim.payable_cents),
+        "currency": claim.currency,
         "duplicate": claim.duplicate,
+        # A score not computed (a rejected claim, fewer than 3 insurers) is
+        # None and never flagged: the flag is False, not None, for it too.
         "risk_score": claim.risk_score,
-        "risk_flagged": claim.risk_flagged,
+        "risk_flagged": bool(claim.risk_flagged),
         "submitted_at": claim.submitted_at.isoformat(),
         "settled_at": claim.settled_at.isoformat() if claim.settled_at else None,
     }
@@ -334,10 +347,12 @@ def main() -> None:
     except _error_bases() as exc:
         if STATE.debug:
             raise
-        errors.print(f"[red]error:[/red] {exc}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         remedy = getattr(exc, "remedy", None)
         if remedy:
-            errors.print(f"[yellow]what to do:[/yellow] {remedy}", highlight=False)
+            errors.print(
+                f"[yellow]what to do:[/yellow] {escape(str(remedy))}", highlight=False
+            )
         sys.exit(3 if isinstance(exc, NotFound) else 1)
     except SQLAlchemyError as exc:
         if STATE.debug:

@@ -3,7 +3,9 @@
 `review` lists the claims held for a person and decides them (approve pays
 at once, deny records the reason); `adjudicate` prices one FHIR Claim
 against a policy without touching any store; `metrics` reports turnaround,
-straight-through rate, review backlog and denial rate.
+straight-through rate, review backlog and denial rate. The helpers that
+shape a list of claims to the terminal (`listing_table`, `short_id`,
+`common_currency`) serve `claims status` too.
 """
 
 from __future__ import annotations
@@ -15,12 +17,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from claims.cli._common import console, emit_json, errors, open_consortium
 from claims.errors import NotFound
 
-__all__ = ["register", "review_app"]
+__all__ = [
+    "RISK_CAPTION",
+    "common_currency",
+    "listing_table",
+    "register",
+    "review_app",
+    "short_id",
+]
 
 review_app = typer.Typer(
     name="review",
@@ -49,6 +59,69 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ClaimId = Annotated[str, typer.Argument(help="The claim's id.")]
 
 
+# -- listings of claims (also `claims status`) ---------------------------------------
+
+NARROW = 100
+"""Below this many columns a listing of claims drops its vertical rules."""
+WIDE = 140
+"""From this many columns on a listing of claims shows whole claim ids."""
+
+
+def listing_table(title: str, caption: str | None = None) -> Table:
+    """An empty table for a list of claims, shaped to the terminal's width.
+
+    From `NARROW` columns on it is the usual boxed table; below, it has no
+    vertical rules and one shared space of padding between columns, which
+    leaves the one column that wraps (the reason) about twenty more
+    characters at 80 columns than the boxed table would.
+    """
+    if console.width >= NARROW:
+        return Table(title=title, caption=caption)
+    return Table(
+        title=title,
+        caption=caption,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
+def short_id(claim_id: str) -> str:
+    """The whole id from `WIDE` columns on; else its first 8 characters.
+
+    `claims status ID` and the `claims review` commands accept such a
+    prefix when it is unique.
+    """
+    return claim_id if console.width >= WIDE else claim_id[:8]
+
+
+def common_currency(currencies: list[str | None]) -> str | None:
+    """The one currency of every amount listed, if there is exactly one.
+
+    A listing then names it once, in its title, and prints bare amounts.
+    """
+    found = {currency for currency in currencies if currency}
+    return found.pop() if len(found) == 1 else None
+
+
+def _held_for(seconds: float) -> str:
+    """How long a claim has been held, in at most four characters: `45s`, `3d`."""
+    if seconds < 100:
+        return f"{seconds:.0f}s"
+    if seconds < 100 * 60:
+        return f"{seconds // 60:.0f}m"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600:.0f}h"
+    return f"{seconds // 86400:.0f}d"
+
+
+RISK_CAPTION = (
+    "risk: joint score across insurers, ! at or above the threshold {:g}, - none"
+)
+"""The legend of a listing's `risk` column (`claims.review.risk_mark`)."""
+
+
 # -- review ----------------------------------------------------------------------
 
 
@@ -61,37 +134,58 @@ def review_list(
 ) -> None:
     """List the claims waiting for review, oldest submission first.
 
+    Each with its joint risk score (`risk`: `0.51!` at or above the
+    threshold, `0.48` below it, `-` none computed); `claims review show ID`
+    says why a claim has none. Below 140 columns a claim is shown by the
+    first 8 characters of its id, which every review command accepts.
+
     Example: claims review list --insurer insurer-1
     """
-    from claims.review import list_reviews
+    from claims.review import RISK_THRESHOLD, list_reviews, risk_mark
 
     items = list_reviews(_consortium(), insurer)
     if as_json:
         emit_json([item.to_json() for item in items])
         return
-    table = Table(title=f"{len(items)} claims in review")
-    for column in ("claim", "insurer", "type", "billed", "payable", "waiting", "why"):
-        table.add_column(column)
+    currency = common_currency([item.currency for item in items])
+    title = f"{len(items)} claims in review"
+    if currency:
+        title += f" (amounts in {currency})"
+    table = listing_table(title, RISK_CAPTION.format(RISK_THRESHOLD))
+    # Only the reason wraps; on a narrow terminal the type is cut short.
+    narrow = console.width < NARROW
+    table.add_column("claim", no_wrap=True)
+    table.add_column("insurer", no_wrap=True)
+    table.add_column("type", no_wrap=True, max_width=6 if narrow else None)
+    table.add_column("billed", justify="right", no_wrap=True)
+    table.add_column("payable", justify="right", no_wrap=True)
+    table.add_column("risk", no_wrap=True)
+    table.add_column("held", justify="right", no_wrap=True)
+    table.add_column("why")
     for item in items:
+        unit = "" if currency else f" {item.currency or ''}".rstrip()
         table.add_row(
-            item.claim_id,
+            short_id(item.claim_id),
             item.insurer_id,
             item.claim_type or "",
-            f"{item.billed or '-'} {item.currency or ''}".strip(),
-            item.payable or "-",
-            f"{item.age_seconds:.0f} s",
-            (item.reason or "")[:60],
+            f"{item.billed}{unit}" if item.billed else "-",
+            f"{item.payable}{unit}" if item.payable else "-",
+            risk_mark(item.risk_score, item.risk_flagged),
+            _held_for(item.age_seconds),
+            item.reason or "",
         )
     console.print(table)
 
 
 @review_app.command("show")
 def review_show(claim_id: ClaimId, as_json: AsJson = False) -> None:
-    """Show one claim's lines, timeline and review decisions.
+    """Show one claim's joint risk score, lines, timeline and review decisions.
+
+    The id may be a unique prefix of 8 or more characters.
 
     Example: claims review show 1b4e28ba-2fa1-11d2-883f-0016d3cca427
     """
-    from claims.review import show
+    from claims.review import describe_risk, show
 
     data = show(_consortium(), claim_id)
     if as_json:
@@ -104,6 +198,14 @@ def review_show(claim_id: ClaimId, as_json: AsJson = False) -> None:
     )
     if claim["reason"]:
         console.print(f"why: {claim['reason']}", highlight=False)
+    risk = describe_risk(
+        claim["risk_score"],
+        claim["risk_flagged"],
+        state=claim["state"],
+        reached={event["state"] for event in data["timeline"]},
+        duplicate=claim["duplicate_elsewhere"],
+    )
+    console.print(f"joint risk score: {risk}", highlight=False)
     console.print(
         f"{claim['claim_type']} on {claim['service_date']}: billed"
         f" {claim['billed']} {claim['currency']}, payable {claim['payable']},"

@@ -8,7 +8,6 @@ key comes from a wallet (`--wallet NAME`, passphrase from
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +18,7 @@ from claims.cli._common import STATE, console, emit_json
 from claims.errors import ConfigError, NotFound
 from credentials.errors import CredentialError
 from credentials.keys import Ed25519Key
-from credentials.parse import load_json
+from credentials.parse import load_json, load_user_json
 
 __all__ = ["register"]
 
@@ -200,7 +199,9 @@ def track(
     trust: dict[str, Any] | None = None
     if trust_file is not None:
         try:
-            trust = json.loads(trust_file.read_text(encoding="utf-8"))
+            trust = load_user_json(
+                trust_file.read_bytes(), what=f"trust file {trust_file}"
+            )
         except FileNotFoundError:
             raise NotFound(f"no trust file {trust_file}") from None
     source: Any

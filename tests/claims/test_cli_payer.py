@@ -225,6 +225,74 @@ class TestReviewCommands:
         assert result.exit_code == 0
         assert "straight-through rate" in result.stdout
 
+    def test_list_and_show_give_the_risk_score_as_numbers(self, workspace: str) -> None:
+        items = _json(["-w", workspace, "review", "list", "--json"])
+        flagged = [item for item in items if item["risk_flagged"] is True]
+        assert flagged
+        for item in items:
+            assert item["risk_threshold"] == 0.5
+            assert isinstance(item["risk_flagged"], bool)
+            if item["risk_flagged"]:
+                assert isinstance(item["risk_score"], float)
+                assert item["risk_score"] >= 0.5
+            assert item["risk_score"] is None or isinstance(item["risk_score"], float)
+        assert any(item["risk_score"] is None for item in items)
+        first = flagged[0]
+        claim = _json(["-w", workspace, "review", "show", first["claim_id"], "--json"])[
+            "claim"
+        ]
+        assert claim["risk_score"] == first["risk_score"]
+        assert (claim["risk_flagged"], claim["risk_threshold"]) == (True, 0.5)
+
+    @pytest.mark.parametrize("columns", [80, 160])
+    def test_the_list_table_shows_the_risk_and_the_threshold(
+        self, workspace: str, monkeypatch: pytest.MonkeyPatch, columns: int
+    ) -> None:
+        from claims.cli import _common
+
+        monkeypatch.setattr(_common.console, "_width", columns)
+        items = _json(["-w", workspace, "review", "list", "--json"])
+        flagged = next(item for item in items if item["risk_flagged"])
+        unscored = next(item for item in items if item["risk_score"] is None)
+        result = runner.invoke(app, ["-w", workspace, "review", "list"])
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= columns
+        header = next(line for line in lines if "claim" in line and "why" in line)
+        assert "risk" in header.split()
+        caption = " ".join(result.stdout.split())
+        assert "! at or above the threshold 0.5, - none" in caption
+
+        def cells(item: dict[str, Any]) -> list[str]:
+            line = next(line for line in lines if item["claim_id"][:8] in line)
+            return line.replace("│", " ").split()
+
+        mark = f"{int(flagged['risk_score'] * 100) / 100:.2f}!"
+        assert mark in cells(flagged)
+        assert "-" in cells(unscored)
+        # The reason wraps; it is not cut off.
+        why = " ".join(" ".join(lines).replace("│", " ").split())
+        assert "above the threshold" in why
+
+    def test_show_says_the_score_and_the_threshold(self, workspace: str) -> None:
+        items = _json(["-w", workspace, "review", "list", "--json"])
+        flagged = next(item for item in items if item["risk_flagged"])
+        result = runner.invoke(
+            app, ["-w", workspace, "review", "show", flagged["claim_id"][:8]]
+        )
+        assert result.exit_code == 0, result.output
+        shown = " ".join(result.stdout.split())
+        assert (
+            f"joint risk score: {flagged['risk_score']:.4f}, flagged: at or above"
+            " the threshold 0.5" in shown
+        )
+        assert "in_review" in shown  # the timeline, found by the id's prefix
+        unscored = next(item for item in items if item["risk_score"] is None)
+        result = runner.invoke(
+            app, ["-w", workspace, "review", "show", unscored["claim_id"]]
+        )
+        assert "joint risk score: not computed: " in " ".join(result.stdout.split())
+
     def test_deny_needs_a_reason_option(self, workspace: str) -> None:
         result = runner.invoke(app, ["-w", workspace, "review", "deny", "x"])
         assert result.exit_code == 2

@@ -204,17 +204,102 @@ def test_claims_status_shows_the_score_or_why_there_is_none(
     )
 
 
-def test_the_list_of_claims_shows_the_score_on_a_wide_terminal(
+@pytest.mark.parametrize("columns", [80, 100, 160])
+def test_the_list_of_claims_shows_the_score_at_every_width(
+    demo_workspace: Path, columns: int
+) -> None:
+    claims = _live_claims(demo_workspace)
+    flagged = next(c for c in claims if c.risk_flagged)
+    below = next(c for c in claims if c.risk_score is not None and not c.risk_flagged)
+    unscored = next(c for c in claims if c.risk_score is None)
+    assert flagged.risk_score is not None and below.risk_score is not None
+    table = _status_table(demo_workspace, columns)
+    lines = table.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    header = next(line for line in lines if "claim" in line and "reason" in line)
+    assert "risk" in header
+    assert "! at or above the threshold 0.5, - none" in " ".join(table.split())
+
+    def row(claim: Claim) -> list[str]:
+        """The cells of a claim's first line, box rules dropped."""
+        line = next(line for line in lines if claim.id[:8] in line)
+        return [cell for cell in line.replace("│", " ").split() if cell]
+
+    # Two decimals, cut: a flagged score is marked, a lower one is not.
+    assert f"{int(flagged.risk_score * 100) / 100:.2f}!" in row(flagged)
+    mark = f"{int(below.risk_score * 100) / 100:.2f}"
+    assert mark in row(below) and f"{mark}!" not in row(below)
+    assert "-" in row(unscored)
+    # The reason keeps its room: it wraps, it is not left out.
+    first = next(line for line in lines if flagged.id[:8] in line)
+    assert "risk score across" in " ".join(first.split())
+    # Whole ids from 140 columns on; below, the prefix `claims status ID` takes.
+    assert (flagged.id in table) == (columns >= 140)
+
+
+def test_claims_status_json_says_false_for_a_claim_never_scored(
     demo_workspace: Path,
 ) -> None:
-    flagged = next(c for c in _live_claims(demo_workspace) if c.risk_flagged)
-    assert flagged.risk_score is not None
-    wide = _status_table(demo_workspace, 160)
-    assert "risk" in wide
-    row = next(line for line in wide.splitlines() if flagged.id in line)
-    assert f"{flagged.risk_score:.3f} flagged" in row
-    # On 80 columns the reason keeps its room; the score is left out.
-    assert "flagged" not in _status_table(demo_workspace, 80)
+    result = CliRunner().invoke(
+        app, ["--workspace", str(demo_workspace), "status", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {type(row["risk_flagged"]) for row in rows} == {bool}
+    rejected = [row for row in rows if row["state"] == "rejected"]
+    assert rejected
+    assert all(row["risk_score"] is None for row in rejected)
+    assert not any(row["risk_flagged"] for row in rows if row["risk_score"] is None)
+    flagged = [row for row in rows if row["risk_flagged"]]
+    assert flagged and all(row["risk_score"] >= 0.5 for row in flagged)
+    one = _status(demo_workspace, rejected[0]["id"], "--json")
+    assert '"risk_flagged": false' in one and '"risk_score": null' in one
+
+
+def test_the_readme_figures_of_the_serial_claimant(demo_workspace: Path) -> None:
+    """README, "Two commands": 24 claims, two of them claimed again at insurer-1.
+
+    If the demo's data or its seed changes, change the README with it.
+    """
+    serial = _by_claimant(demo_workspace)[_serial_mrn()]
+    assert len({claim.treatment_data()["invoice"] for claim in serial}) == 24
+    held: dict[str, int] = {}
+    for claim in serial:
+        held[claim.insurer_id] = held.get(claim.insurer_id, 0) + 1
+    assert held == {"insurer-1": 10, "insurer-2": 8, "insurer-3": 8}
+    assert sum(claim.duplicate is True for claim in serial) == 4
+    summary = json.loads(
+        (demo_workspace.parent / "out" / "summary.json").read_text(encoding="utf-8")
+    )
+    assert summary["risk_scored"] == len(serial) == 26
+    flagged = {claim.id for claim in serial if claim.risk_flagged}
+    assert summary["risk_flagged"] == len(flagged) == 8
+    by_date = sorted(serial, key=lambda claim: claim.treatment_data()["start"])
+    assert flagged == {claim.id for claim in by_date[-8:]}
+
+
+@pytest.mark.parametrize("workspace", [None, "elsewhere-ws"])
+def test_the_demo_summary_names_the_next_commands_as_the_readme_installs_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workspace: str | None
+) -> None:
+    import claims.demo
+
+    def fake_demo(options: DemoOptions) -> dict[str, Any]:
+        return {"claims": 1, "settled": 1, "ledger_root": "00"}
+
+    monkeypatch.setattr(claims.demo, "run_demo", fake_demo)
+    monkeypatch.delenv("CLAIMS_WORKSPACE", raising=False)
+    out = tmp_path / "out"
+    args = ["--workspace", workspace] if workspace else []
+    result = CliRunner().invoke(app, [*args, "demo", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    shown = " ".join(result.output.split())
+    claims = ".venv/bin/claims" + (f" --workspace {workspace}" if workspace else "")
+    assert f"next: {claims} status " in shown
+    assert f"{claims} ledger verify-receipt {out / 'receipts'}/CLAIM.json" in shown
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    assert ".venv/bin/claims demo" in readme
+    assert ".venv/bin/claims status " in readme
 
 
 def test_claims_status_says_a_rejected_claim_was_never_scored(

@@ -290,7 +290,10 @@ class TestReferences:
 
 class TestBadBundles:
     def test_non_json_is_unreadable(self, tmp_path: Path) -> None:
-        with pytest.raises(BundleUnreadable, match=r"^broken\.json: not readable"):
+        with pytest.raises(
+            BundleUnreadable,
+            match=r"^broken\.json: the file is not valid JSON \(line 1, column 2: ",
+        ):
             read_bundle(_write(tmp_path, "broken.json", "{not json"))
 
     def test_other_resource_is_not_a_bundle(self, tmp_path: Path) -> None:
@@ -331,7 +334,10 @@ class TestBadBundles:
         errors = {e.file: e.message for e in result.errors}
         assert set(errors) == {"b_broken.json", "c_invalid.json", "d_refused.json"}
         assert "Claim.status" in errors["c_invalid.json"]
-        assert errors["d_refused.json"].startswith("Claim/c1 refused: Claim.total")
+        assert errors["d_refused.json"].startswith("Claim.total")
+        (refused,) = [e for e in result.errors if e.claim_id is not None]
+        assert str(refused).startswith("claim Claim/c1 skipped: Claim.total: ")
+        assert str(refused).endswith(" (d_refused.json)")
 
 
 def _claim(**changes: Any) -> dict[str, Any]:

@@ -13,12 +13,15 @@ from claims.consortium import Consortium
 from claims.errors import NotFound
 from claims.payer_tables import ReviewDecision
 from claims.review import (
+    RISK_THRESHOLD,
     InvalidReviewer,
     NotInReview,
     approve,
     deny,
+    describe_risk,
     list_reviews,
     publish_pending,
+    risk_mark,
     show,
 )
 from claims.store import Accumulator, Claim, ClaimEvent, Settlement
@@ -92,6 +95,40 @@ class TestList:
         assert data["lines"] and all(line["code"] for line in data["lines"])
         assert data["decisions"] == []
 
+    def test_each_item_carries_its_joint_risk_score(
+        self, consortium: Consortium
+    ) -> None:
+        items = list_reviews(consortium)
+        for item in items:
+            claim = _claim(consortium, item.claim_id)
+            assert item.risk_score == claim.risk_score
+            assert item.risk_flagged is bool(claim.risk_flagged)
+            assert item.risk_threshold == RISK_THRESHOLD == 0.5
+        flagged = [item for item in items if item.risk_flagged]
+        assert flagged, "the demo left no risk-flagged claim in review"
+        data = flagged[0].to_json()
+        assert isinstance(data["risk_score"], float)
+        assert data["risk_score"] >= data["risk_threshold"] == 0.5
+        assert data["risk_flagged"] is True
+        unscored = next(item for item in items if item.risk_score is None)
+        assert unscored.to_json()["risk_flagged"] is False
+
+    def test_show_has_the_risk_score_and_threshold(
+        self, consortium: Consortium
+    ) -> None:
+        flagged = next(item for item in list_reviews(consortium) if item.risk_flagged)
+        claim = show(consortium, flagged.claim_id)["claim"]
+        assert claim["risk_score"] == flagged.risk_score
+        assert (claim["risk_flagged"], claim["risk_threshold"]) == (True, 0.5)
+        json.dumps(claim)  # numbers and booleans, ready for --json
+
+    def test_show_by_an_id_prefix_has_the_whole_timeline(
+        self, consortium: Consortium
+    ) -> None:
+        claim_id = list_reviews(consortium)[0].claim_id
+        assert show(consortium, claim_id[:8]) == show(consortium, claim_id)
+        assert show(consortium, claim_id[:8])["timeline"]
+
 
 class TestApprove:
     def test_approve_counts_settles_and_logs(self, consortium: Consortium) -> None:
@@ -162,6 +199,19 @@ class TestApprove:
         assert _claim(consortium, claim_id).state == "denied"
         assert decision.ledger_index is not None
 
+    def test_approve_by_an_id_prefix_settles_the_claim(
+        self, consortium: Consortium
+    ) -> None:
+        claim_id = _payable_review(consortium)
+        decision = approve(consortium, claim_id[:8], "j.doe")
+        assert decision.claim_id == claim_id
+        assert _claim(consortium, claim_id).state == "settled"
+        with Session(consortium.store.engine) as session:
+            rows = session.exec(
+                select(Settlement).where(Settlement.claim_id == claim_id)
+            ).all()
+        assert len(rows) == 1
+
     def test_second_approval_is_refused(self, consortium: Consortium) -> None:
         claim_id = _payable_review(consortium)
         approve(consortium, claim_id, "j.doe")
@@ -217,11 +267,11 @@ class TestRefusals:
 
     def test_unknown_claim(self, consortium: Consortium) -> None:
         snapshot = _snapshot(consortium)
-        with pytest.raises(NotFound, match="no claim with id 'nope'"):
+        with pytest.raises(NotFound, match="no claim has the id 'nope'"):
             approve(consortium, "nope", "j.doe")
-        with pytest.raises(NotFound, match="no claim with id 'nope'"):
+        with pytest.raises(NotFound, match="no claim has the id 'nope'"):
             deny(consortium, "nope", "j.doe", "x")
-        with pytest.raises(NotFound, match="no claim with id 'nope'"):
+        with pytest.raises(NotFound, match="no claim has the id 'nope'"):
             show(consortium, "nope")
         assert _snapshot(consortium) == snapshot
 
@@ -329,3 +379,44 @@ class TestMalformedClaimsChangeNothing:
         assert [c for c in claims if c[0] != "malformed"] == snapshot[0]
         assert accumulators == snapshot[2]
         assert decisions == snapshot[3]
+
+
+@pytest.mark.parametrize(
+    ("score", "flagged", "mark"),
+    [
+        (0.5146192069642812, True, "0.51!"),
+        (0.5, True, "0.50!"),
+        # Cut, not rounded: just below the threshold never reads as 0.50.
+        (0.4999, False, "0.49"),
+        (0.57, False, "0.57"),
+        (5.63e-05, False, "0.00"),
+        (None, False, "-"),
+    ],
+)
+def test_risk_mark(score: float | None, flagged: bool, mark: str) -> None:
+    assert risk_mark(score, flagged) == mark
+
+
+@pytest.mark.parametrize(
+    ("score", "flagged", "state", "reached", "duplicate", "words"),
+    [
+        (0.6, True, "in_review", {"scored"}, False, "0.6000, flagged: at or above"),
+        (0.1, False, "settled", {"scored"}, False, "0.1000, below the threshold 0.5"),
+        (None, False, "rejected", {"submitted"}, None, "the claim was rejected"),
+        (None, False, "verified", {"verified"}, None, "not been through the joint"),
+        (None, False, "settled", {"scored"}, None, "no consent to the joint fraud"),
+        (None, False, "settled", {"scored"}, False, "fewer than 3 insurers hold"),
+    ],
+)
+def test_describe_risk(
+    score: float | None,
+    flagged: bool,
+    state: str,
+    reached: set[str],
+    duplicate: bool | None,
+    words: str,
+) -> None:
+    text = describe_risk(
+        score, flagged, state=state, reached=reached, duplicate=duplicate
+    )
+    assert words in text

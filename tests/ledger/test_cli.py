@@ -71,7 +71,10 @@ def test_verify_receipt_fails_with_the_reason(
 
 @pytest.mark.parametrize(
     ("content", "message", "code"),
-    [(None, "does not exist", 3), ("{not json", "is not JSON (line 1", 1)],
+    [
+        (None, "does not exist", 3),
+        ("{not json", "is not valid JSON (line 1, column 2", 1),
+    ],
 )
 def test_verify_receipt_explains_unusable_files(
     tmp_path: Path, signer: NoteSigner, content: str | None, message: str, code: int
