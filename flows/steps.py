@@ -435,8 +435,12 @@ class JointCheckEpoch:
     sends only the claims that became live since, whichever worker verified
     them, so a batch costs what the batch costs. One epoch lasts one flow
     run: the next run starts a fresh one, which is the key rotation
-    `mpc_lite.incremental` asks for (and pays the full pass again). The
-    epoch holds a few hundred bytes per live claim in memory for the run.
+    `mpc_lite.incremental` asks for (and pays the full pass again).
+
+    NOTE: the epoch holds its tags and feature index in memory, about 1.2 KB
+    per claim of the run (measured at 20,000 and 100,000 claims), so a run's
+    memory grows with its claims; keeping them in each insurer's database
+    would make it flat.
 
     Within an epoch a duplicate found across batches flags the later claim
     only; within one batch both are flagged, as the full check does.

@@ -173,7 +173,7 @@ class JobSpec:
                 min_parties=int(raw.get("min_parties", 3)),
                 as_of=raw.get("as_of"),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
             raise InvalidInput("the job spec is malformed") from exc
         if spec.kind not in _KINDS:
             raise InvalidInput(f"a job kind must be one of {list(_KINDS)}")

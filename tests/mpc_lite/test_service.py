@@ -6,7 +6,7 @@ import httpx
 import pytest
 from nacl.signing import SigningKey
 
-from mpc_lite.errors import MpcError, PartyUnavailable, ProtocolError
+from mpc_lite.errors import InvalidInput, MpcError, PartyUnavailable, ProtocolError
 from mpc_lite.fraud import joint_fraud_check
 from mpc_lite.service import HttpTransport, JobSpec, RemoteJob, fetch_result
 from mpc_lite.transport import SealedMessage
@@ -139,3 +139,12 @@ def test_an_unreachable_node_is_named_with_the_round(services: Services) -> None
             job.round(1)
     assert caught.value.party == "b"
     assert caught.value.round == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[]", b'{"job_id": "j"}', b"[" * 5000 + b"]" * 5000],
+)
+def test_a_malformed_job_spec_is_refused_as_input(body: bytes) -> None:
+    with pytest.raises(InvalidInput, match="the job spec is malformed"):
+        JobSpec.from_json(body)
