@@ -49,10 +49,14 @@ def login_message(audience: str, did: str, nonce: str) -> bytes:
 def decode_signature(value: str) -> bytes:
     """A 64-byte signature from multibase (`z` base58btc, `u` base64url) or base64.
 
-    Raises `GatewayError` (400) for anything else.
+    Standard base64 of 64 bytes is 88 characters ending in `==`, which no
+    multibase form has, so it is recognised first: its first character can
+    be `z` or `u` too. Raises `GatewayError` (400) for anything else.
     """
     try:
-        if value.startswith("z"):
+        if len(value) == 88 and value.endswith("=="):
+            raw = base64.b64decode(value, validate=True)
+        elif value.startswith("z"):
             raw = base58.b58decode(value[1:])
         elif value.startswith("u"):
             body = value[1:]

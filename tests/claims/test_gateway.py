@@ -453,3 +453,20 @@ def test_no_generated_request_makes_the_gateway_fail(
     """
     case.call_and_validate(headers=bearer, checks=[not_a_server_error])
     case.call_and_validate(checks=[not_a_server_error])
+
+
+@pytest.mark.parametrize("first_byte", [0xCC, 0xB8])  # base64 "z...", "u..."
+def test_a_base64_signature_starting_like_multibase_is_read_as_base64(
+    first_byte: int,
+) -> None:
+    """A plain base64 signature can begin with `z` or `u` (one in 32); it
+    used to be read as multibase and refused, failing one sign-in in 32."""
+    from claims.gateway._auth import decode_signature
+
+    raw = bytes([first_byte]) + bytes(range(63))
+    text = base64.b64encode(raw).decode()
+    assert text[0] in "zu" and len(text) == 88
+    assert decode_signature(text) == raw
+    assert decode_signature("z" + base58.b58encode(raw).decode()) == raw
+    url = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    assert decode_signature("u" + url) == raw
