@@ -110,7 +110,6 @@ from mpc_lite.errors import (
     InvalidInput,
     InvalidPoint,
     MpcError,
-    PartyUnavailable,
     ProtocolError,
 )
 from mpc_lite.group import (
@@ -122,7 +121,13 @@ from mpc_lite.group import (
     random_scalar,
 )
 from mpc_lite.group import validate_point as _validate
-from mpc_lite.transport import Envelope, InProcessTransport, SealedMessage, Transport
+from mpc_lite.transport import (
+    Envelope,
+    InProcessTransport,
+    MessageGate,
+    SealedMessage,
+    Transport,
+)
 
 __all__ = ["PSI_DOMAIN", "EpochState", "Party", "PsiSession", "duplicate_check"]
 
@@ -351,7 +356,6 @@ class PsiSession:
         self._party = party
         self._me = me
         self._job_id = job_id
-        self._roster = dict(roster)
         self._names = names
         self._masked = _masked(names)
         self._asks = me in asking
@@ -374,20 +378,18 @@ class PsiSession:
 
         self._sends: dict[int, list[_Hop]] = {}
         self._wanted: dict[tuple[str, int], set[str]] = {}
-        self._expected: dict[str, list[int]] = {}
+        expected: dict[str, set[int]] = {}
         for hop in self._hops:
             if hop.sender == me:
                 self._sends.setdefault(hop.round, []).append(hop)
             if hop.recipient == me:
                 self._wanted.setdefault((hop.sender, hop.round), set()).add(hop.stream)
-                rounds = self._expected.setdefault(hop.sender, [])
-                if hop.round not in rounds:
-                    rounds.append(hop.round)
-        for rounds in self._expected.values():
-            rounds.sort()
+                expected.setdefault(hop.sender, set()).add(hop.round)
+        self._gate = MessageGate(
+            me, job_id, roster, {sender: sorted(r) for sender, r in expected.items()}
+        )
 
         self._received: dict[str, list[bytes]] = {}  # raised, to pass on
-        self._accepted: set[tuple[str, int]] = set()
         self._query_tags: list[bytes] | None = None  # my queries, under all keys
         self._under_k: set[bytes] = set()  # the others' references, under K
         self._unmasked: set[bytes] = set()  # their union under K*z (n >= 3)
@@ -444,36 +446,16 @@ class PsiSession:
         message is not for this job and party, not signed by a member, a
         replay, out of order, or carries unexpected streams or bad points.
         """
-        # 1. signed by the member it claims to come from; 2. this job, this
-        # recipient; 3. not seen before, and the sender's next round; 4. the
-        # streams the plan names, the query back at its full length; 5. every
-        # point a valid non-identity element (checked as it is raised, or on
-        # its own where it is only compared).
-        envelope = message.open(self._roster)
+        # 1-3. signed by the member it claims to come from, for this job and
+        # this party, not seen before, the sender's next round (the gate);
+        # 4. the streams the plan names, the query back at its full length;
+        # 5. every point a valid non-identity element (checked as it is
+        # raised, or on its own where it is only compared).
+        envelope = self._gate.admit(message)
         sender, round_ = envelope.sender, envelope.round
 
         def refuse(reason: str) -> ProtocolError:
-            return ProtocolError(
-                f"message from {sender!r} in round {round_} refused by "
-                f"{self._me!r}: {reason}",
-                party=sender,
-                round=round_,
-            )
-
-        # 2.
-        if envelope.job_id != self._job_id:
-            raise refuse("it belongs to another job")
-        if envelope.recipient != self._me:
-            raise refuse("it is addressed to another party")
-
-        # 3.
-        if (sender, round_) in self._accepted:
-            raise refuse("replayed")
-        pending = self._expected.get(sender, [])
-        if not pending:
-            raise refuse("no further message is expected from this sender")
-        if round_ != pending[0]:
-            raise refuse(f"out of order (expected round {pending[0]})")
+            return self._gate.refusal(envelope, reason)
 
         # 4.
         streams = envelope.streams
@@ -492,8 +474,6 @@ class PsiSession:
                     f"element {_first_invalid(points)} of {stream} is invalid"
                 ) from exc
 
-        pending.pop(0)
-        self._accepted.add((sender, round_))
         logger.debug(
             "%s accepted round %s from %s (%s streams)",
             self._me,
@@ -528,14 +508,7 @@ class PsiSession:
 
     def require_round(self, round_: int) -> None:
         """Raise `PartyUnavailable` naming a sender whose round message is missing."""
-        for sender, pending in sorted(self._expected.items()):
-            if pending and pending[0] <= round_:
-                raise PartyUnavailable(
-                    f"party {sender!r} sent no message in round {pending[0]} "
-                    f"to {self._me!r}",
-                    party=sender,
-                    round=pending[0],
-                )
+        self._gate.require_round(round_)
 
     def result(self) -> list[bool]:
         """For each of the party's queries, in input order: held elsewhere?
@@ -543,7 +516,7 @@ class PsiSession:
         Call once, after the last round; the references that arrived join
         the epoch's history (a fresh job's history is its own).
         """
-        if any(self._expected.values()):
+        if not self._gate.finished():
             raise MpcError(f"party {self._me!r}: the job has not finished")
         union = self._epoch.history
         union.update(self._unmasked if self._masked else self._under_k)

@@ -311,6 +311,10 @@ class MessageGate:
         self._seen.add((envelope.sender, envelope.round))
         return envelope
 
+    def finished(self) -> bool:
+        """Whether every expected message has been admitted."""
+        return not any(self._pending.values())
+
     def require_round(self, round_: int) -> None:
         """Raise `PartyUnavailable` naming a sender whose message is missing."""
         for sender, pending in sorted(self._pending.items()):
