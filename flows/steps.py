@@ -36,7 +36,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import rfc8785
 import sqlalchemy as sa
 from nacl.signing import SigningKey
 from sqlmodel import Session, select
@@ -66,11 +65,10 @@ from ledger.errors import QuorumNotReached
 from ledger.note import Checkpoint, NoteVerifier, verify_note
 from ledger.records import idempotency_key
 from mpc_lite.audit import job_record
-from mpc_lite.fraud import ClaimInput, ScoringEpoch, joint_fraud_check
-from mpc_lite.fraud import Member as FraudMember
+from mpc_lite.fraud import ClaimInput, ScoringEpoch
 from mpc_lite.incremental import Epoch
 from mpc_lite.keys import claimant_key, treatment_key
-from mpc_lite.psi import Party, duplicate_check
+from mpc_lite.psi import Party
 
 __all__ = ["JointCheckEpoch", "adjudicate", "intake", "joint_check", "settle", "verify"]
 
@@ -91,7 +89,9 @@ _IN_CHUNK = 500
 
 
 def _sha256(data: Any) -> str:
-    return hashlib.sha256(rfc8785.dumps(data)).hexdigest()
+    """SHA-256 of the RFC 8785 bytes of `data` (`canonicalize`: the same bytes
+    as `rfc8785.dumps`, through the C JSON encoder where they provably agree)."""
+    return hashlib.sha256(canonicalize(data)).hexdigest()
 
 
 def _load(session: Session, ids: list[str], state: ClaimState) -> list[Claim]:
@@ -320,7 +320,7 @@ def verify(consortium: Consortium, ids: list[str]) -> list[str]:
             entries.append(
                 records_.credential_verified(
                     claim.id,
-                    _credential_hash(credential),
+                    _sha256(credential),
                     claim.issuer_did,
                     "valid",
                     at=now,
@@ -363,15 +363,6 @@ def _presented(
     return credential, treatment
 
 
-def _credential_hash(credential: dict[str, Any]) -> str:
-    """SHA-256 of the credential's RFC 8785 bytes, as `_sha256` computes it.
-
-    `canonicalize` writes the same bytes as `rfc8785.dumps`, through the C
-    JSON encoder where it can prove they agree (`credentials._jcs`).
-    """
-    return hashlib.sha256(canonicalize(credential)).hexdigest()
-
-
 def _resubmitted_or_refused(
     store: Store, session: Session, claim: Claim, held: corrections.HeldInvoices
 ) -> bool:
@@ -406,16 +397,12 @@ _LIVE = (
 _Row = tuple[str, str, str | None, str, bool | None]
 
 
-def _live_rows(session: Session, ids: list[str] | None) -> list[_Row]:
-    """(id, insurer, issuer DID, treatment JSON, duplicate) of live claims.
-
-    All of them, or those among `ids`.
-    """
+def _live_rows(session: Session, ids: list[str]) -> list[_Row]:
+    """(id, insurer, issuer DID, treatment JSON, duplicate) of the live claims
+    among `ids`."""
     columns = select(  # type: ignore[call-overload]  # SQLModel types up to 4
         Claim.id, Claim.insurer_id, Claim.issuer_did, Claim.treatment, Claim.duplicate
     )
-    if ids is None:
-        return [tuple(row) for row in session.exec(columns.where(*_LIVE))]  # type: ignore[misc]
     rows: list[_Row] = []
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
@@ -459,25 +446,19 @@ class JointCheckEpoch:
 
 
 def _check(
-    consortium: Consortium,
-    session: Session,
-    batch: list[Claim],
-    epoch: JointCheckEpoch | None,
+    session: Session, batch: list[Claim], epoch: JointCheckEpoch
 ) -> tuple[dict[str, bool], dict[str, Any] | None, str]:
-    """Run one duplicate check; returns flags by claim id and the job record.
+    """Run one duplicate check of the claims new to `epoch`.
 
-    With `epoch`, the claims new to it also join its scoring index.
+    Returns flags by claim id and the job record (None when nothing is new).
+    The new claims also join the epoch's scoring index.
     """
     job_id = f"dup-{_sha256(sorted(claim.id for claim in batch))[:16]}"
-    if epoch is None:
-        insurers = [m.id for m in consortium.store.members(session, "insurer")]
-        rows = _live_rows(session, None)
-    else:
-        insurers = epoch.insurers
-        live = session.exec(select(Claim.id).where(*_LIVE))
-        rows = _live_rows(session, [i for i in live if i not in epoch.sent])
-        if not rows:
-            return epoch.flags, None, job_id
+    insurers = epoch.insurers
+    live = session.exec(select(Claim.id).where(*_LIVE))
+    rows = _live_rows(session, [i for i in live if i not in epoch.sent])
+    if not rows:
+        return epoch.flags, None, job_id
     holdings: dict[str, list[ClaimInput]] = {insurer: [] for insurer in insurers}
     for claim_id, insurer_id, issuer_did, treatment, duplicate in rows:
         holdings[insurer_id].append(
@@ -487,22 +468,11 @@ def _check(
         insurer: [claim.treatment for claim in claims]
         for insurer, claims in holdings.items()
     }
-    if epoch is None:
-        parties = [
-            Party(
-                insurer,
-                keys[insurer],
-                signing_key=SigningKey(consortium.key(insurer).seed),
-            )
-            for insurer in insurers
-        ]
-        result = duplicate_check(parties, job_id=job_id)
-    else:
-        parties = [Party(insurer, keys[insurer]) for insurer in insurers]
-        result = epoch.epoch.check(keys)
-        for insurer, claims in holdings.items():
-            epoch.scoring.add(insurer, claims)
-        epoch.sent.update(row[0] for row in rows)
+    parties = [Party(insurer, keys[insurer]) for insurer in insurers]
+    result = epoch.epoch.check(keys)
+    for insurer, claims in holdings.items():
+        epoch.scoring.add(insurer, claims)
+    epoch.sent.update(row[0] for row in rows)
     flagged = {
         claim.claim_id: hit
         for insurer in insurers
@@ -514,11 +484,9 @@ def _check(
         {party.name: party.input_commitment() for party in parties},
         result,
     )
-    if epoch is not None:
-        wanted = {claim.id for claim in batch}
-        epoch.flags.update((k, v) for k, v in flagged.items() if k in wanted)
-        flagged = epoch.flags
-    return flagged, record, job_id
+    wanted = {claim.id for claim in batch}
+    epoch.flags.update((k, v) for k, v in flagged.items() if k in wanted)
+    return epoch.flags, record, job_id
 
 
 def joint_check(
@@ -529,19 +497,20 @@ def joint_check(
     Every insurer is a party holding the treatment keys of its own live
     claims; each learns, for each of its own, only whether another insurer
     holds the same treatment (see `mpc_lite.psi` for exactly what leaks).
-    Without `epoch`, one fresh-key check over every live claim; with it, an
-    incremental check of the claims new to the epoch (`JointCheckEpoch`).
-    A claimant who did not consent is not checked and goes to review.
+    With `epoch` (a flow run's), an incremental check of the claims new to
+    it (`JointCheckEpoch`); without, a fresh epoch, whose first check covers
+    every live claim under fresh keys. A claimant who did not consent is not
+    checked and goes to review.
     """
+    if epoch is None:
+        epoch = JointCheckEpoch(consortium)
     store = consortium.store
     with Session(store.engine) as session:
         batch = _load(session, ids, S.VERIFIED)
         if not batch:
             return []
-        flagged, record, job_id = _check(consortium, session, batch, epoch)
-        verdicts, score_records = _risk_scores(
-            consortium, session, batch, job_id, epoch
-        )
+        flagged, record, job_id = _check(session, batch, epoch)
+        verdicts, score_records = _risk_scores(batch, job_id, epoch)
 
     scored: list[str] = []
     with store.writer() as session:
@@ -559,13 +528,12 @@ def joint_check(
         records,
         [f"fraud_check:{r.get('job_id', job_id)}:{r['type']}" for r in records],
     )
-    if epoch is not None:
-        by_id = {claim.id: claim.insurer_id for claim in batch}
-        for claim_id in scored:
-            if epoch.flags.pop(claim_id, False):
-                # A duplicate counts among its claimant's earlier flags
-                # from the next batch on, as it does for a fresh check.
-                epoch.scoring.flag(by_id[claim_id], claim_id)
+    by_id = {claim.id: claim.insurer_id for claim in batch}
+    for claim_id in scored:
+        if epoch.flags.pop(claim_id, False):
+            # A duplicate counts among its claimant's earlier flags from
+            # the next batch on.
+            epoch.scoring.flag(by_id[claim_id], claim_id)
     return scored
 
 
@@ -594,11 +562,7 @@ def _claim_input(
 
 
 def _risk_scores(
-    consortium: Consortium,
-    session: Session,
-    batch: list[Claim],
-    job_id: str,
-    epoch: JointCheckEpoch | None = None,
+    batch: list[Claim], job_id: str, epoch: JointCheckEpoch
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Score each consenting claimant of the batch across all insurers.
 
@@ -608,9 +572,9 @@ def _risk_scores(
     aggregation; only the asking insurer learns the score of its claim
     (`mpc_lite.fraud`). A claimant held by fewer than three insurers gets no
     score: a sum over fewer parties would tell the asker the others'
-    figures. With `epoch`, its `ScoringEpoch` (fed by `_check`) does the
-    work of the batch only. Raises `MpcError` when a party fails; the task
-    is retried and the claims stay `verified`, never approved.
+    figures. The epoch's `ScoringEpoch` (fed by `_check`) does the work of
+    the batch only. Raises `MpcError` when a party fails; the task is
+    retried and the claims stay `verified`, never approved.
     """
     asked: dict[str, list[ClaimInput]] = defaultdict(list)
     for claim in batch:
@@ -620,26 +584,7 @@ def _risk_scores(
             )
     if not asked:
         return {}, []
-    if epoch is not None:
-        result = epoch.scoring.score(asked, job_id=f"risk-{job_id}")
-        return dict(result.verdicts), list(result.records)
-    insurers = sorted(m.id for m in consortium.store.members(session, "insurer"))
-    holdings: dict[str, list[ClaimInput]] = {insurer: [] for insurer in insurers}
-    for claim_id, insurer_id, issuer_did, treatment, duplicate in _live_rows(
-        session, None
-    ):
-        holdings[insurer_id].append(
-            _claim_input(claim_id, issuer_did, treatment, duplicate=duplicate)
-        )
-    members = [
-        FraudMember(
-            insurer, SigningKey(consortium.key(insurer).seed), holdings[insurer]
-        )
-        for insurer in insurers
-    ]
-    result = joint_fraud_check(
-        members, asked, job_id=f"risk-{job_id}", duplicates=False
-    )
+    result = epoch.scoring.score(asked, job_id=f"risk-{job_id}")
     return dict(result.verdicts), list(result.records)
 
 
