@@ -54,7 +54,7 @@ from sqlmodel import Session, select
 from claims.errors import ClaimsError
 from claims.payer_tables import CorrectionRecord
 from claims.states import ClaimState
-from claims.store import Accumulator, Claim, Store
+from claims.store import Accumulator, Claim, Store, in_chunks
 from claims.treatment import Treatment
 
 __all__ = [
@@ -127,9 +127,6 @@ def find_earlier(
     return None
 
 
-_IN_CHUNK = 500
-"""Values per `IN (...)` list: well under SQLite's bound-parameter limit."""
-
 _Key = tuple[str, str | None, str]
 
 
@@ -156,10 +153,10 @@ class HeldInvoices:
         """The keys of the live (not rejected) claims of any of `invoices`."""
         held = cls()
         wanted = sorted(set(invoices))
-        for start in range(0, len(wanted), _IN_CHUNK):
+        for chunk in in_chunks(wanted):
             rows = session.exec(
                 select(Claim.insurer_id, Claim.issuer_did, Claim.invoice).where(
-                    Claim.invoice.in_(wanted[start : start + _IN_CHUNK]),  # type: ignore[union-attr]
+                    Claim.invoice.in_(chunk),  # type: ignore[union-attr]
                     Claim.state != S.REJECTED.value,
                 )
             )
@@ -348,9 +345,8 @@ def net_payments_cents(session: Session, claims: list[Claim]) -> dict[str, int]:
     """`net_payment_cents` of every claim, by id, in one query per chunk."""
     ids = [claim.id for claim in claims]
     recover: dict[str, int] = {}
-    for start in range(0, len(ids), _IN_CHUNK):
-        query = select(CorrectionRecord.new_claim_id, CorrectionRecord.recover_cents)
-        chunk = ids[start : start + _IN_CHUNK]
+    query = select(CorrectionRecord.new_claim_id, CorrectionRecord.recover_cents)
+    for chunk in in_chunks(ids):
         rows = session.exec(query.where(CorrectionRecord.new_claim_id.in_(chunk)))  # type: ignore[attr-defined]
         recover.update((claim_id, cents) for claim_id, cents in rows)
     return {

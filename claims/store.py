@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -41,6 +41,7 @@ from claims.errors import NotFound
 from claims.states import ClaimState, check_transition
 
 __all__ = [
+    "IN_CHUNK",
     "MAX_CLAIM_ID",
     "MIN_CLAIM_PREFIX",
     "Accumulator",
@@ -57,10 +58,22 @@ __all__ = [
     "StatusListRecord",
     "cents",
     "from_cents",
+    "in_chunks",
     "utcnow",
 ]
 
 logger = logging.getLogger(__name__)
+
+IN_CHUNK = 500
+"""Values per `IN (...)` list: well under SQLite's bound-parameter limit."""
+
+_V = TypeVar("_V")
+
+
+def in_chunks(values: Sequence[_V]) -> Iterator[Sequence[_V]]:
+    """`values` in slices of at most `IN_CHUNK`, one `IN (...)` list each."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
 
 
 def utcnow() -> datetime:

@@ -53,6 +53,7 @@ from claims.store import (
     Settlement,
     Store,
     cents,
+    in_chunks,
 )
 from claims.treatment import Treatment
 from credentials.data_integrity import canonicalize
@@ -84,10 +85,6 @@ CLOCK_SKEW = timedelta(minutes=5)
 WAITS = frozenset({"status_undetermined"})
 
 
-_IN_CHUNK = 500
-"""Values per `IN (...)` list: well under SQLite's bound-parameter limit."""
-
-
 def _sha256(data: Any) -> str:
     """SHA-256 of the RFC 8785 bytes of `data` (`canonicalize`: the same bytes
     as `rfc8785.dumps`, through the C JSON encoder where they provably agree)."""
@@ -98,8 +95,7 @@ def _load(session: Session, ids: list[str], state: ClaimState) -> list[Claim]:
     if not ids:
         return []
     found: list[Claim] = []
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
+    for chunk in in_chunks(ids):
         query = select(Claim).where(Claim.id.in_(chunk), Claim.state == state.value)  # type: ignore[attr-defined]
         found.extend(session.exec(query))
     found.sort(key=lambda claim: (claim.submitted_at, claim.id))
@@ -172,10 +168,10 @@ def _live_holders(
     """(insurer, credential) -> the claim outside `batch` already holding it."""
     held: dict[tuple[str, str], str] = {}
     wanted = sorted(credential_ids)
-    for start in range(0, len(wanted), _IN_CHUNK):
+    for chunk in in_chunks(wanted):
         rows = session.exec(
             select(Claim.id, Claim.insurer_id, Claim.credential_id).where(
-                Claim.credential_id.in_(wanted[start : start + _IN_CHUNK]),  # type: ignore[union-attr]
+                Claim.credential_id.in_(chunk),  # type: ignore[union-attr]
                 Claim.state != S.REJECTED.value,
             )
         )
@@ -191,10 +187,10 @@ def _enrollments(
     """The enrolments of (insurer, claimant DID) pairs, in one query per chunk."""
     found: dict[tuple[str, str], Enrollment] = {}
     dids = sorted({did for _, did in pairs})
-    for start in range(0, len(dids), _IN_CHUNK):
+    for chunk in in_chunks(dids):
         rows = session.exec(
             select(Enrollment).where(
-                Enrollment.claimant_did.in_(dids[start : start + _IN_CHUNK])  # type: ignore[attr-defined]
+                Enrollment.claimant_did.in_(chunk)  # type: ignore[attr-defined]
             )
         )
         for row in rows:
@@ -404,8 +400,7 @@ def _live_rows(session: Session, ids: list[str]) -> list[_Row]:
         Claim.id, Claim.insurer_id, Claim.issuer_did, Claim.treatment, Claim.duplicate
     )
     rows: list[_Row] = []
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
+    for chunk in in_chunks(ids):
         query = columns.where(*_LIVE, Claim.id.in_(chunk))  # type: ignore[attr-defined]
         rows.extend(tuple(row) for row in session.exec(query))  # type: ignore[misc]
     return rows
@@ -609,11 +604,11 @@ def _accumulators(
 ) -> dict[tuple[str, int], Accumulator]:
     """The accumulators of `members` with one insurer (all their years)."""
     found: dict[tuple[str, int], Accumulator] = {}
-    for start in range(0, len(members), _IN_CHUNK):
+    for chunk in in_chunks(members):
         rows = session.exec(
             select(Accumulator).where(
                 Accumulator.insurer_id == insurer_id,
-                Accumulator.member.in_(members[start : start + _IN_CHUNK]),  # type: ignore[attr-defined]
+                Accumulator.member.in_(chunk),  # type: ignore[attr-defined]
             )
         )
         found.update(((row.member, row.year), row) for row in rows)
@@ -792,8 +787,8 @@ def settle(consortium: Consortium, ids: list[str]) -> list[str]:
 def _locked(store: Store, session: Session, ids: list[str]) -> dict[str, Claim]:
     """The claims `ids`, row-locked until commit (SQLite: the writer lock)."""
     found: dict[str, Claim] = {}
-    for start in range(0, len(ids), _IN_CHUNK):
-        query = select(Claim).where(Claim.id.in_(ids[start : start + _IN_CHUNK]))  # type: ignore[attr-defined]
+    for chunk in in_chunks(ids):
+        query = select(Claim).where(Claim.id.in_(chunk))  # type: ignore[attr-defined]
         if not store.is_sqlite:
             query = query.with_for_update()
         found.update((claim.id, claim) for claim in session.exec(query))
