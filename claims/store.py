@@ -290,6 +290,68 @@ class StatusIndex(SQLModel, table=True):
     credential_id: str = Field(index=True)
 
 
+class CheckEpoch(SQLModel, table=True):
+    """A flow run's joint-check epoch; the three tables below hold its state.
+
+    Rows are deleted with the epoch (`flows.epoch_store`): at the end of the
+    run, or a day later when the run died. What they hold is blinded under
+    scalars that live only in the run's memory.
+    """
+
+    __tablename__ = "check_epoch"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = _time()
+
+
+def _epoch_key() -> Any:
+    return Field(foreign_key="check_epoch.id", primary_key=True, ondelete="CASCADE")
+
+
+class EpochClaim(SQLModel, table=True):
+    """A live claim taken into an epoch, as the risk score's features read it."""
+
+    __tablename__ = "epoch_claim"
+    __table_args__ = (
+        sa.Index("ix_epoch_claim_claimant", "epoch_id", "party", "claimant"),
+    )
+
+    epoch_id: int = _epoch_key()
+    party: str
+    """The insurer holding the claim."""
+    claim_id: str = Field(primary_key=True)
+    claimant: bytes
+    """`mpc_lite.keys.claimant_key` of the patient."""
+    service_day: int
+    """The service date as a day ordinal."""
+    amount: str
+    """The billed total, as a decimal string."""
+    hospital: str
+    flagged: bool
+
+
+class EpochTag(SQLModel, table=True):
+    """A tag in one party's duplicate-check history (`mpc_lite.psi.TagSet`)."""
+
+    __tablename__ = "epoch_tag"
+
+    epoch_id: int = _epoch_key()
+    party: str = Field(primary_key=True)
+    tag: bytes = Field(primary_key=True)
+
+
+class EpochClaimant(SQLModel, table=True):
+    """One party's tag of a claimant (`mpc_lite.aggregate.ClaimantTags`)."""
+
+    __tablename__ = "epoch_claimant"
+    __table_args__ = (sa.Index("ix_epoch_claimant_tag", "epoch_id", "party", "tag"),)
+
+    epoch_id: int = _epoch_key()
+    party: str = Field(primary_key=True)
+    claimant: bytes = Field(primary_key=True)
+    tag: bytes
+
+
 _IMMEDIATE: ContextVar[bool] = ContextVar("claims_store_immediate", default=False)
 """Set by `Store.exclusive`: the next SQLite transaction begins IMMEDIATE."""
 

@@ -64,6 +64,13 @@ _EPOCHS: dict[str, steps.JointCheckEpoch] = {}
 """Joint-check epochs of the flow runs in this process, by run id."""
 
 
+def _close_epoch(run_id: str) -> None:
+    """Drop a finished run's epoch and delete the rows it kept."""
+    epoch = _EPOCHS.pop(run_id, None)
+    if epoch is not None:
+        epoch.close()
+
+
 def _transient(_task: Any, _run: Any, state: Any) -> bool:
     """Retry a task only when it failed for a reason that may pass."""
     try:
@@ -214,7 +221,7 @@ def process_claims(
             batch_size,
         )
     finally:
-        _EPOCHS.pop(run_id, None)
+        _close_epoch(run_id)
 
 
 def run_steps(
@@ -231,4 +238,4 @@ def run_steps(
     try:
         return _drive(consortium, call, insurer_id, batch_size)
     finally:
-        _EPOCHS.pop(run_id, None)
+        _close_epoch(run_id)

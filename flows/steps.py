@@ -32,7 +32,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,6 +50,7 @@ from claims.store import (
     Accumulator,
     Claim,
     Enrollment,
+    EpochClaim,
     Settlement,
     Store,
     cents,
@@ -61,6 +62,7 @@ from credentials.errors import VerificationError
 from credentials.registry import TrustedIssuers
 from credentials.status_list import StatusListCache
 from credentials.verifier import verify_presentation
+from flows import epoch_store
 from ledger import records as records_
 from ledger.errors import QuorumNotReached
 from ledger.note import Checkpoint, NoteVerifier, verify_note
@@ -392,37 +394,52 @@ _LIVE = (
 
 _Row = tuple[str, str, str | None, str, bool | None]
 
+CATCH_UP_PAGE = 2_000
+"""Live claims an epoch takes in per job when it catches up with the store."""
 
-def _live_rows(session: Session, ids: list[str]) -> list[_Row]:
+
+def _new_pages(session: Session, epoch_id: int) -> Iterator[list[_Row]]:
     """(id, insurer, issuer DID, treatment JSON, duplicate) of the live claims
-    among `ids`."""
-    columns = select(  # type: ignore[call-overload]  # SQLModel types up to 4
-        Claim.id, Claim.insurer_id, Claim.issuer_did, Claim.treatment, Claim.duplicate
+    the epoch has not taken in yet, a page at a time in id order."""
+    taken = select(EpochClaim.claim_id).where(
+        EpochClaim.epoch_id == epoch_id, EpochClaim.claim_id == Claim.id
     )
-    rows: list[_Row] = []
-    for chunk in in_chunks(ids):
-        query = columns.where(*_LIVE, Claim.id.in_(chunk))  # type: ignore[attr-defined]
-        rows.extend(tuple(row) for row in session.exec(query))  # type: ignore[misc]
-    return rows
+    query = (
+        select(  # type: ignore[call-overload]  # SQLModel types up to 4
+            Claim.id,
+            Claim.insurer_id,
+            Claim.issuer_did,
+            Claim.treatment,
+            Claim.duplicate,
+        )
+        .where(*_LIVE, ~sa.exists(taken))
+        .order_by(Claim.id)
+        .limit(CATCH_UP_PAGE)
+    )
+    last = ""
+    while True:
+        page = [tuple(row) for row in session.exec(query.where(Claim.id > last))]
+        if not page:
+            return
+        yield page  # type: ignore[misc]
+        last = page[-1][0]
 
 
 class JointCheckEpoch:
     """What a flow run keeps between the joint checks of its batches.
 
     An `mpc_lite.incremental.Epoch` (every insurer's long-lived scalars and
-    the tags the others sent), an `mpc_lite.fraud.ScoringEpoch` (every
+    the tags the others sent) and an `mpc_lite.fraud.ScoringEpoch` (every
     insurer's claims indexed by claimant, and the claimant tags already
-    blinded), and the ids of the claims already sent into them. The first
-    check sends every live claim, the full cost once; each later check
-    sends only the claims that became live since, whichever worker verified
-    them, so a batch costs what the batch costs. One epoch lasts one flow
-    run: the next run starts a fresh one, which is the key rotation
-    `mpc_lite.incremental` asks for (and pays the full pass again).
+    blinded). The first check sends every live claim, the full cost once;
+    each later check sends only the claims that became live since, whichever
+    worker verified them, so a batch costs what the batch costs. One epoch
+    lasts one flow run: the next run starts a fresh one, which is the key
+    rotation `mpc_lite.incremental` asks for (and pays the full pass again).
 
-    NOTE: the epoch holds its tags and feature index in memory, about 1.2 KB
-    per claim of the run (measured at 20,000 and 100,000 claims), so a run's
-    memory grows with its claims; keeping them in each insurer's database
-    would make it flat.
+    The scalars are in memory; the tags and the claim index are rows of the
+    store (`flows.epoch_store`), so a run's memory does not grow with its
+    claims. `close` deletes them; the flow calls it when the run ends.
 
     Within an epoch a duplicate found across batches flags the later claim
     only; within one batch both are flagged, as the full check does.
@@ -431,29 +448,62 @@ class JointCheckEpoch:
     def __init__(self, consortium: Consortium) -> None:
         self.insurers = sorted(member.id for member in consortium.members("insurer"))
         keys = {name: SigningKey(consortium.key(name).seed) for name in self.insurers}
+        self._store = consortium.store
+        self.id = epoch_store.open_epoch(self._store)
+
+        def rows(kind: Any) -> dict[str, Any]:
+            return {name: kind(self._store, self.id, name) for name in self.insurers}
+
         self.epoch = Epoch(
-            [Party(name, [], signing_key=keys[name]) for name in self.insurers]
+            [Party(name, [], signing_key=keys[name]) for name in self.insurers],
+            histories=rows(epoch_store.SqlTagSet),
         )
-        self.scoring = ScoringEpoch(keys)
-        self.sent: set[str] = set()
+        self.scoring = ScoringEpoch(
+            keys,
+            indexes=rows(epoch_store.SqlClaimIndex),
+            tags=rows(epoch_store.SqlClaimantTags),
+        )
         self.flags: dict[str, bool] = {}
         """Answers for claims of the current batch, kept for a retried step."""
+
+    def close(self) -> None:
+        """Delete the epoch's rows; the epoch cannot be used afterwards."""
+        epoch_store.close_epoch(self._store, self.id)
 
 
 def _check(
     session: Session, batch: list[Claim], epoch: JointCheckEpoch
-) -> tuple[dict[str, bool], dict[str, Any] | None, str]:
-    """Run one duplicate check of the claims new to `epoch`.
+) -> tuple[dict[str, bool], list[dict[str, Any]], str]:
+    """Take into `epoch` every live claim it lacks; flags of the batch's claims.
 
-    Returns flags by claim id and the job record (None when nothing is new).
-    The new claims also join the epoch's scoring index.
+    Live claims outside the batch (those of other workers, or every claim
+    in the store at a run's first check) go in first, a page per job, so
+    that the batch's own job checks its claims against all of them while a
+    run holds one page in memory. Returns the flags by claim id, the job
+    records (none when nothing was new) and the batch's job id. The new
+    claims also join the epoch's scoring index.
     """
     job_id = f"dup-{_sha256(sorted(claim.id for claim in batch))[:16]}"
+    wanted = {claim.id for claim in batch}
+    records: list[dict[str, Any]] = []
+    mine: list[_Row] = []
+    for page in _new_pages(session, epoch.id):
+        mine.extend(row for row in page if row[0] in wanted)
+        others = [row for row in page if row[0] not in wanted]
+        if others:
+            records.append(_take_in(epoch, others, f"{job_id}-{len(records) + 1}")[1])
+    if mine:
+        flagged, record = _take_in(epoch, mine, job_id)
+        epoch.flags.update(flagged)
+        records.append(record)
+    return epoch.flags, records, job_id
+
+
+def _take_in(
+    epoch: JointCheckEpoch, rows: list[_Row], job_id: str
+) -> tuple[dict[str, bool], dict[str, Any]]:
+    """One incremental duplicate check of `rows`: flags by claim id, job record."""
     insurers = epoch.insurers
-    live = session.exec(select(Claim.id).where(*_LIVE))
-    rows = _live_rows(session, [i for i in live if i not in epoch.sent])
-    if not rows:
-        return epoch.flags, None, job_id
     holdings: dict[str, list[ClaimInput]] = {insurer: [] for insurer in insurers}
     for claim_id, insurer_id, issuer_did, treatment, duplicate in rows:
         holdings[insurer_id].append(
@@ -467,7 +517,6 @@ def _check(
     result = epoch.epoch.check(keys)
     for insurer, claims in holdings.items():
         epoch.scoring.add(insurer, claims)
-    epoch.sent.update(row[0] for row in rows)
     flagged = {
         claim.claim_id: hit
         for insurer in insurers
@@ -479,9 +528,7 @@ def _check(
         {party.name: party.input_commitment() for party in parties},
         result,
     )
-    wanted = {claim.id for claim in batch}
-    epoch.flags.update((k, v) for k, v in flagged.items() if k in wanted)
-    return epoch.flags, record, job_id
+    return flagged, record
 
 
 def joint_check(
@@ -504,7 +551,7 @@ def joint_check(
         batch = _load(session, ids, S.VERIFIED)
         if not batch:
             return []
-        flagged, record, job_id = _check(session, batch, epoch)
+        flagged, check_records, job_id = _check(session, batch, epoch)
         verdicts, score_records = _risk_scores(batch, job_id, epoch)
 
     scored: list[str] = []
@@ -517,18 +564,21 @@ def joint_check(
             claim.risk_flagged = bool(verdict and verdict.flagged)
             store.move(session, claim, S.SCORED)
             scored.append(claim.id)
-    records = ([record] if record is not None else []) + score_records
+    records = check_records + score_records
     _append(
         consortium,
         records,
         [f"fraud_check:{r.get('job_id', job_id)}:{r['type']}" for r in records],
     )
+    # A duplicate counts among its claimant's earlier flags from the next
+    # batch on.
+    found: dict[str, list[str]] = defaultdict(list)
     by_id = {claim.id: claim.insurer_id for claim in batch}
     for claim_id in scored:
         if epoch.flags.pop(claim_id, False):
-            # A duplicate counts among its claimant's earlier flags from
-            # the next batch on.
-            epoch.scoring.flag(by_id[claim_id], claim_id)
+            found[by_id[claim_id]].append(claim_id)
+    for insurer_id, claim_ids in found.items():
+        epoch.scoring.flag(insurer_id, claim_ids)
     return scored
 
 

@@ -66,7 +66,10 @@ stable and each party laps only the claimants it has no tag for yet. What
 that adds to the above, within one epoch: every party recognises a
 claimant asked about again in a later job (by whichever requester), and
 how many new claimants each party adds per job instead of how many it
-holds. Tags of different epochs cannot be linked.
+holds. Tags of different epochs cannot be linked. A party may keep its
+tags out of memory (any `ClaimantTags`; the claims flow keeps them in its
+database); that changes none of this, as they never leave the party and
+the scalar that links them lives in memory only.
 
 What a deviating party can do
 -----------------------------
@@ -92,6 +95,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Protocol
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms
@@ -118,7 +122,9 @@ __all__ = [
     "AggregationParty",
     "AggregationSession",
     "ClaimantFeatures",
+    "ClaimantTags",
     "FeatureSums",
+    "MemoryClaimantTags",
     "TagEpoch",
     "TooFewParties",
     "aggregate_features",
@@ -328,11 +334,13 @@ class AggregateResult:
     refused: list[bytes]
 
 
-FeatureSource = Callable[[bytes, int], "ClaimantFeatures | None"]
-"""A party's features of a claimant key for a window ending on a day ordinal.
+FeatureSource = Callable[[Sequence["Query"]], "list[ClaimantFeatures | None]"]
+"""A party's features for each (claimant key, window end day ordinal) asked.
 
-Returns None when the party does not hold the claimant at all; a window end
-of 0 means "no window" (the party's features as it holds them).
+One answer per query, in order: None when the party does not hold the
+claimant at all; a window end of 0 means "no window" (the features as the
+party holds them). A job asks once, for all the slots of its own claimants,
+so a source that reads a database makes one pass per job.
 """
 
 
@@ -360,8 +368,8 @@ class AggregationParty:
     def claimants(self) -> list[bytes]:
         return list(self._features)
 
-    def features(self, claimant: bytes, window_end: int) -> ClaimantFeatures | None:
-        return self._features.get(claimant)
+    def features(self, queries: Sequence[Query]) -> list[ClaimantFeatures | None]:
+        return [self._features.get(claimant) for claimant, _ in queries]
 
 
 Query = tuple[bytes, int]
@@ -369,6 +377,45 @@ Query = tuple[bytes, int]
 
 _WIDTH = len(FEATURES) + 1
 _MAX_ORDINAL = date.max.toordinal()
+
+
+class ClaimantTags(Protocol):
+    """Where a party keeps its claimants' tags within an epoch (`TagEpoch`).
+
+    `MemoryClaimantTags` keeps them in memory; a deployment whose epochs
+    outgrow memory keeps them in its database (`flows.epoch_store`).
+    """
+
+    def learn(self, claimants: Sequence[bytes], tags: Sequence[bytes]) -> None:
+        """Record each claimant's tag (the lists are in the same order)."""
+        ...
+
+    def tags_of(self, claimants: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The tags of those of `claimants` that have one, by claimant."""
+        ...
+
+    def owners_of(self, tags: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The claimants of those of `tags` that are the party's, by tag."""
+        ...
+
+
+class MemoryClaimantTags:
+    """`ClaimantTags` in two dictionaries."""
+
+    def __init__(self) -> None:
+        self._tags: dict[bytes, bytes] = {}
+        self._owners: dict[bytes, bytes] = {}
+
+    def learn(self, claimants: Sequence[bytes], tags: Sequence[bytes]) -> None:
+        for claimant, tag in zip(claimants, tags, strict=True):
+            self._tags[claimant] = tag
+            self._owners[tag] = claimant
+
+    def tags_of(self, claimants: Sequence[bytes]) -> dict[bytes, bytes]:
+        return {c: self._tags[c] for c in claimants if c in self._tags}
+
+    def owners_of(self, tags: Sequence[bytes]) -> dict[bytes, bytes]:
+        return {t: self._owners[t] for t in tags if t in self._owners}
 
 
 class TagEpoch:
@@ -381,21 +428,14 @@ class TagEpoch:
     and a job costs what its new claimants cost. The price is linkage
     within the epoch (see "Epochs" in the module docstring); start a new
     epoch on the same schedule as `mpc_lite.incremental`. Nothing here
-    leaves the party.
+    leaves the party. The tags are kept in `tags` (in memory when omitted);
+    the scalar lives in memory only, so tags kept on disk link to nothing
+    once the epoch is dropped.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tags: ClaimantTags | None = None) -> None:
         self.key = random_scalar()
-        self.tags: dict[bytes, bytes] = {}
-        """Claimant key to its tag under every party's scalar."""
-        self.owners: dict[bytes, bytes] = {}
-        """The reverse: tag to claimant key."""
-
-    def learn(self, claimants: Sequence[bytes], tags: Sequence[bytes]) -> None:
-        """Record the tags a lap brought back, in the order sent."""
-        for claimant, tag in zip(claimants, tags, strict=True):
-            self.tags[claimant] = tag
-            self.owners[tag] = claimant
+        self.tags: ClaimantTags = MemoryClaimantTags() if tags is None else tags
 
 
 class AggregationSession:
@@ -444,11 +484,10 @@ class AggregationSession:
             if not 0 <= end <= _MAX_ORDINAL:
                 raise InvalidInput("a window end must be a day ordinal or 0")
         asked = [claimant for claimant, _ in self._queries]
-        known = self._epoch.tags
+        mine = list(dict.fromkeys([*claimants, *asked]))
+        known = self._epoch.tags.tags_of(mine)
         # Only claimants without a tag in the epoch travel the ring.
-        self._claimants = [
-            c for c in dict.fromkeys([*claimants, *asked]) if c not in known
-        ]
+        self._claimants = [c for c in mine if c not in known]
         self._points = [hash_to_group(AGGREGATE_DOMAIN, c) for c in self._claimants]
         expected = {other: [self._n + 1, self._n + 2, self._n + 3] for other in names}
         expected.pop(name)
@@ -510,10 +549,10 @@ class AggregationSession:
     def _publish(self) -> dict[str, list[bytes]]:
         # Round n+1: my tags came back under every key; publish my slots.
         tags = self._take(self._prev, f"tag/{self._me}")
-        self._epoch.learn(self._claimants, tags)
-        by_claimant = self._epoch.tags
-        self._tags = self._epoch.owners
-        self._slots[self._me] = [by_claimant[c] for c, _ in self._queries]
+        self._epoch.tags.learn(self._claimants, tags)
+        asked = [claimant for claimant, _ in self._queries]
+        by_claimant = self._epoch.tags.tags_of(asked)
+        self._slots[self._me] = [by_claimant[c] for c in asked]
         self._windows[self._me] = [end for _, end in self._queries]
         return {
             "slots": self._slots[self._me],
@@ -522,13 +561,25 @@ class AggregationSession:
 
     def _shares(self) -> dict[str, list[int]]:
         # Round n+2: one vector per slot of every requester, shared out.
-        flat: list[int] = []
+        slots = [
+            (tag, end)
+            for name in self._names
+            for tag, end in zip(self._slots[name], self._windows[name], strict=True)
+        ]
+        owners = self._epoch.tags.owners_of([tag for tag, _ in slots])
+        mine = [
+            (i, (owners[tag], end))
+            for i, (tag, end) in enumerate(slots)
+            if tag in owners
+        ]
+        rows: list[ClaimantFeatures | None] = [None] * len(slots)
+        answers = self._features([query for _, query in mine]) if mine else []
+        for (i, _), row in zip(mine, answers, strict=True):
+            rows[i] = row
         zeros = [0] * _WIDTH
-        for name in self._names:
-            for tag, end in zip(self._slots[name], self._windows[name], strict=True):
-                claimant = self._tags.get(tag)
-                row = None if claimant is None else self._features(claimant, end)
-                flat.extend(zeros if row is None else row.encoded())
+        flat: list[int] = []
+        for row in rows:
+            flat.extend(zeros if row is None else row.encoded())
         parts = share(flat, self._n)
         self._share_in: list[list[int]] = [parts[self._index]]
         return {name: parts[i] for i, name in enumerate(self._names)}

@@ -58,16 +58,22 @@ from __future__ import annotations
 import logging
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from nacl.signing import SigningKey
 
 from mpc_lite import audit
-from mpc_lite.aggregate import AggregationSession, ClaimantFeatures, Query, TagEpoch
+from mpc_lite.aggregate import (
+    AggregationSession,
+    ClaimantFeatures,
+    ClaimantTags,
+    Query,
+    TagEpoch,
+)
 from mpc_lite.errors import InvalidInput
 from mpc_lite.psi import Party, run_rounds
 from mpc_lite.score import DEFAULT_MODEL, RiskModel
@@ -75,12 +81,14 @@ from mpc_lite.transport import InProcessTransport, Transport
 
 __all__ = [
     "WINDOW_DAYS",
+    "ClaimIndex",
     "ClaimInput",
     "ClaimVerdict",
     "JointResult",
     "Member",
     "ScoringEpoch",
     "aggregation_job_record",
+    "claimant_features",
     "joint_fraud_check",
 ]
 
@@ -142,54 +150,81 @@ class JointResult:
     records: list[dict[str, Any]]
 
 
-class _Features:
-    """One member's claims indexed by claimant, with windowed features.
+class ClaimIndex(Protocol):
+    """Where a member keeps its claims for the features (`ScoringEpoch`).
 
-    Claims are added (and later marked as flagged) one by one, so an epoch
-    can keep the index and grow it with each batch.
+    `_Features` keeps them in memory; a deployment whose epochs outgrow
+    memory keeps them in its database (`flows.epoch_store`). Either way it
+    is a `mpc_lite.aggregate.FeatureSource`.
     """
+
+    def add(self, claims: Sequence[ClaimInput]) -> list[bytes]:
+        """Hold `claims` (one whose id is held is skipped); the claimants of
+        those added, in order."""
+        ...
+
+    def flag(self, claim_ids: Sequence[str]) -> None:
+        """Mark held claims as found fraudulent (unknown ids are ignored)."""
+        ...
+
+    def __call__(self, queries: Sequence[Query]) -> list[ClaimantFeatures | None]: ...
+
+
+class _Features:
+    """One member's claims indexed by claimant, in memory (a `ClaimIndex`)."""
 
     def __init__(self, holdings: Iterable[ClaimInput] = ()) -> None:
         self._rows: dict[bytes, list[list[Any]]] = defaultdict(list)
         self._by_id: dict[str, list[Any]] = {}
-        for claim in holdings:
-            self.add(claim)
+        self.add(list(holdings))
 
-    def add(self, claim: ClaimInput) -> bool:
-        """Index `claim` unless its id is already held; True when added."""
-        if claim.claim_id in self._by_id:
-            return False
-        row = [
-            _ordinal(claim.service_date),
-            Decimal(claim.amount),
-            sys.intern(claim.hospital),  # a few hospitals, many claims
-            claim.fraud_flag,
-        ]
-        self._rows[claim.claimant].append(row)
-        self._by_id[claim.claim_id] = row
-        return True
+    def add(self, claims: Sequence[ClaimInput]) -> list[bytes]:
+        added = []
+        for claim in claims:
+            if claim.claim_id in self._by_id:
+                continue
+            row = [
+                _ordinal(claim.service_date),
+                Decimal(claim.amount),
+                sys.intern(claim.hospital),  # a few hospitals, many claims
+                claim.fraud_flag,
+            ]
+            self._rows[claim.claimant].append(row)
+            self._by_id[claim.claim_id] = row
+            added.append(claim.claimant)
+        return added
 
-    def flag(self, claim_id: str) -> None:
-        """Mark a held claim as found fraudulent (a no-op for unknown ids)."""
-        row = self._by_id.get(claim_id)
-        if row is not None:
-            row[3] = True
+    def flag(self, claim_ids: Sequence[str]) -> None:
+        for claim_id in claim_ids:
+            row = self._by_id.get(claim_id)
+            if row is not None:
+                row[3] = True
 
     def claimants(self) -> list[bytes]:
         return list(self._rows)
 
-    def __call__(self, claimant: bytes, window_end: int) -> ClaimantFeatures | None:
-        rows = self._rows.get(claimant)
-        if not rows:
-            return None
-        start = window_end - WINDOW_DAYS + 1
-        inside = [row for row in rows if start <= row[0] <= window_end]
-        return ClaimantFeatures(
-            claims_12m=len(inside),
-            amount_claimed=sum((row[1] for row in inside), Decimal(0)),
-            distinct_hospitals=len({row[2] for row in inside}),
-            earlier_flags=sum(1 for row in rows if row[3] and row[0] < window_end),
-        )
+    def __call__(self, queries: Sequence[Query]) -> list[ClaimantFeatures | None]:
+        return [claimant_features(self._rows.get(c, []), end) for c, end in queries]
+
+
+def claimant_features(
+    rows: Sequence[Sequence[Any]], window_end: int
+) -> ClaimantFeatures | None:
+    """The features of one claimant's claims at one member (None: it has none).
+
+    `rows` are (service day ordinal, amount, hospital, fraud flag), as a
+    `ClaimIndex` keeps them; the window is the module docstring's.
+    """
+    if not rows:
+        return None
+    start = window_end - WINDOW_DAYS + 1
+    inside = [row for row in rows if start <= row[0] <= window_end]
+    return ClaimantFeatures(
+        claims_12m=len(inside),
+        amount_claimed=sum((Decimal(row[1]) for row in inside), Decimal(0)),
+        distinct_hospitals=len({row[2] for row in inside}),
+        earlier_flags=sum(1 for row in rows if row[3] and row[0] < window_end),
+    )
 
 
 def _ordinal(service_date: str) -> int:
@@ -297,7 +332,7 @@ def joint_fraud_check(
 def _score(
     keys: Mapping[str, SigningKey],
     batch: Mapping[str, list[ClaimInput]],
-    features: Mapping[str, _Features],
+    features: Mapping[str, ClaimIndex],
     claimants: Mapping[str, list[bytes]],
     *,
     job_id: str,
@@ -376,6 +411,8 @@ class ScoringEpoch:
 
     The in-process driver holds every member's state, as
     `joint_fraud_check` does; in a deployment each member keeps its own.
+    `indexes` and `tags` give, per member, where it keeps its claims and
+    its claimants' tags (in memory for a member not named).
     """
 
     def __init__(
@@ -385,14 +422,19 @@ class ScoringEpoch:
         transport: Transport | None = None,
         min_parties: int = 3,
         model: RiskModel = DEFAULT_MODEL,
+        indexes: Mapping[str, ClaimIndex] | None = None,
+        tags: Mapping[str, ClaimantTags] | None = None,
     ) -> None:
         if len(members) < 2:
             raise InvalidInput("a scoring epoch needs at least two members")
         if min_parties < 2:
             raise InvalidInput("min_parties must be at least 2")
         self._keys = dict(members)
-        self._features = {name: _Features() for name in members}
-        self._tags = {name: TagEpoch() for name in members}
+        indexes, tags = indexes or {}, tags or {}
+        self._features: dict[str, ClaimIndex] = {
+            name: indexes.get(name) or _Features() for name in members
+        }
+        self._tags = {name: TagEpoch(tags.get(name)) for name in members}
         self._fresh: dict[str, list[bytes]] = {name: [] for name in members}
         self._transport = transport or InProcessTransport()
         self._min_parties = min_parties
@@ -402,14 +444,11 @@ class ScoringEpoch:
         """Hold `claims` as `name`'s (a claim id already held is skipped)."""
         if name not in self._features:
             raise InvalidInput("claims added for a party outside the epoch")
-        features = self._features[name]
-        for claim in claims:
-            if features.add(claim):
-                self._fresh[name].append(claim.claimant)
+        self._fresh[name].extend(self._features[name].add(claims))
 
-    def flag(self, name: str, claim_id: str) -> None:
-        """Count `name`'s claim `claim_id` among the claimant's earlier flags."""
-        self._features[name].flag(claim_id)
+    def flag(self, name: str, claim_ids: Sequence[str]) -> None:
+        """Count `name`'s claims `claim_ids` among their claimants' earlier flags."""
+        self._features[name].flag(claim_ids)
 
     def score(
         self, batch: Mapping[str, list[ClaimInput]], *, job_id: str

@@ -21,6 +21,13 @@ Every member is a checking party in every batch, asking or not: its
 history must take in the others' new elements even when it has none of
 its own. A member with an empty batch skips only its query lap.
 
+A history grows with the epoch, so a member may keep it out of memory: any
+`mpc_lite.psi.TagSet` will do (`histories`; the claims flow keeps them in
+its database, `flows.epoch_store`). Where it is kept changes nothing below:
+it never leaves the member, and its tags are blinded under scalars that
+live in memory only, so a history left on disk after its epoch is dropped
+links to nothing.
+
 Key rotation
 ------------
 Start a new `Epoch` (fresh scalars everywhere) on a fixed schedule, such as
@@ -57,9 +64,10 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 
 from mpc_lite.errors import InvalidInput
-from mpc_lite.psi import EpochState, Party, run_rounds
+from mpc_lite.psi import EpochState, Party, TagSet, run_rounds
 from mpc_lite.transport import InProcessTransport, Transport
 
 __all__ = ["Epoch"]
@@ -71,7 +79,8 @@ class Epoch:
     """Long-lived scalars and histories of a fixed set of members.
 
     `members` gives the names and signing keys (their elements are not
-    used); `transport` defaults to an `InProcessTransport`.
+    used); `transport` defaults to an `InProcessTransport`; `histories`
+    gives, per member, where it keeps its history (in memory when omitted).
     """
 
     def __init__(
@@ -80,6 +89,7 @@ class Epoch:
         transport: Transport | None = None,
         *,
         epoch_id: str | None = None,
+        histories: Mapping[str, TagSet] | None = None,
     ) -> None:
         names = [member.name for member in members]
         if len(members) < 2 or len(set(names)) != len(names):
@@ -87,7 +97,10 @@ class Epoch:
         self.epoch_id = epoch_id or secrets.token_hex(8)
         self._members = {member.name: member for member in members}
         self._roster = {member.name: member.verify_key for member in members}
-        self._states = {name: EpochState.generate(sorted(names)) for name in names}
+        kept = histories or {}
+        self._states = {
+            name: EpochState.generate(sorted(names), kept.get(name)) for name in names
+        }
         self._transport = transport or InProcessTransport()
         self._jobs = 0
 

@@ -98,7 +98,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -129,7 +129,15 @@ from mpc_lite.transport import (
     Transport,
 )
 
-__all__ = ["PSI_DOMAIN", "EpochState", "Party", "PsiSession", "duplicate_check"]
+__all__ = [
+    "PSI_DOMAIN",
+    "EpochState",
+    "MemoryTagSet",
+    "Party",
+    "PsiSession",
+    "TagSet",
+    "duplicate_check",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -305,6 +313,31 @@ class Party:
         return PsiSession(self, job_id, roster, epoch=epoch, askers=askers)
 
 
+class TagSet(Protocol):
+    """Where a party keeps the tags it checks against (`EpochState.history`).
+
+    `MemoryTagSet` keeps them in memory; a deployment whose epochs outgrow
+    memory keeps them in its database (`flows.epoch_store`).
+    """
+
+    def update(self, tags: Iterable[bytes]) -> None:
+        """Add `tags` (one already held is ignored)."""
+        ...
+
+    def contains(self, tags: Sequence[bytes]) -> list[bool]:
+        """For each of `tags`, in order: is it held?"""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryTagSet(set[bytes]):
+    """A `TagSet` in memory: a set that answers for a list at once."""
+
+    def contains(self, tags: Sequence[bytes]) -> list[bool]:
+        return [tag in self for tag in tags]
+
+
 @dataclass
 class EpochState:
     """One party's long-lived secrets and history for incremental checks.
@@ -313,16 +346,22 @@ class EpochState:
     for the party this one helps (unused with two members); `history` the
     fully blinded tags (under K*z, or K with two members) of every element
     other parties have contributed to this party's checks so far. None of
-    it ever leaves the party.
+    it ever leaves the party. The scalars live in memory only, so once they
+    are dropped a history kept on disk links to nothing.
     """
 
     keys: dict[str, bytes]
     mask: bytes
-    history: set[bytes]
+    history: TagSet
 
     @classmethod
-    def generate(cls, names: list[str]) -> EpochState:
-        return cls({name: random_scalar() for name in names}, random_scalar(), set())
+    def generate(cls, names: list[str], history: TagSet | None = None) -> EpochState:
+        """Fresh scalars for `names`, and `history` (empty, in memory by default)."""
+        return cls(
+            {name: random_scalar() for name in names},
+            random_scalar(),
+            MemoryTagSet() if history is None else history,
+        )
 
 
 class PsiSession:
@@ -526,8 +565,8 @@ class PsiSession:
         if query is None:
             raise MpcError(f"party {self._me!r}: the query has not come back")
         by_unique = [False] * len(self._unique)
-        for position, tag in zip(self._order, query, strict=True):
-            by_unique[position] = tag in union
+        for position, hit in zip(self._order, union.contains(query), strict=True):
+            by_unique[position] = hit
         answer = dict(zip(self._unique, by_unique, strict=True))
         return [answer[element] for element in self._party._queries]
 

@@ -19,7 +19,16 @@ from claims.demo import DemoOptions, example_bundles, run_demo
 from claims.errors import IllegalTransition
 from claims.settings import Settings
 from claims.states import ClaimState
-from claims.store import Claim, ClaimEvent, Member, Settlement, Store, utcnow
+from claims.store import (
+    CheckEpoch,
+    Claim,
+    ClaimEvent,
+    EpochClaim,
+    Member,
+    Settlement,
+    Store,
+    utcnow,
+)
 from ledger import merkle
 from ledger.log import TransparencyLog
 from ledger.note import NoteSigner
@@ -175,6 +184,10 @@ def test_the_flow_takes_every_claim_to_a_final_state_in_batches(
         settled = session.exec(select(Settlement.claim_id)).all()
         events = session.exec(select(ClaimEvent.claim_id, ClaimEvent.state)).all()
         leased = session.exec(select(Claim.id).where(Claim.lease_owner != None)).all()  # noqa: E711
+        # The run's joint-check epoch went with it.
+        epochs = session.exec(select(CheckEpoch.id)).all()
+        epoch_rows = session.exec(select(EpochClaim.claim_id)).all()
+    assert epochs == [] and epoch_rows == []
     assert len(settled) == summary["settled"]
     assert max(Counter(events).values()) == 1
     assert leased == []

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 from claims.store import Store
@@ -45,11 +46,32 @@ def _schema(engine: sa.Engine) -> dict[str, object]:
     return schema
 
 
-def _upgrade(url: str) -> None:
+def _config(url: str) -> Config:
     config = Config(str(REPO / "alembic.ini"))
     config.set_main_option("script_location", str(REPO / "alembic"))
     config.set_main_option("sqlalchemy.url", url)
-    command.upgrade(config, "head")
+    return config
+
+
+def _upgrade(url: str, revision: str = "head") -> None:
+    command.upgrade(_config(url), revision)
+
+
+def _schema_at(url: str) -> dict[str, object]:
+    engine = sa.create_engine(url)
+    try:
+        return _schema(engine)
+    finally:
+        engine.dispose()
+
+
+def _version(url: str) -> list[str]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+        version = [row[0] for row in rows]
+    engine.dispose()
+    return version
 
 
 def test_upgrade_head_gives_the_models_schema(database_url: str) -> None:
@@ -79,9 +101,24 @@ def test_upgrade_head_on_a_migrated_database_changes_nothing(database_url: str) 
     _upgrade(database_url)
     _upgrade(database_url)
     store = Store(database_url)  # create_all finds every table already there
-    engine = sa.create_engine(database_url)
-    with engine.connect() as conn:
-        version = conn.execute(sa.text("SELECT version_num FROM alembic_version"))
-        assert [row[0] for row in version] == ["0001"]
-    engine.dispose()
+    head = ScriptDirectory.from_config(_config(database_url)).get_current_head()
+    assert head == "0002"
+    assert _version(database_url) == [head]
     store.engine.dispose()
+
+
+def test_the_epoch_tables_come_and_go_without_touching_the_rest(
+    database_url: str,
+) -> None:
+    _upgrade(database_url, "0001")
+    before = _schema_at(database_url)
+    assert "epoch_tag" not in before
+    _upgrade(database_url)
+    after = _schema_at(database_url)
+    added = sorted(set(after) - set(before))
+    assert added == ["check_epoch", "epoch_claim", "epoch_claimant", "epoch_tag"]
+    assert {name: after[name] for name in before} == before
+
+    command.downgrade(_config(database_url), "0001")
+    assert _schema_at(database_url) == before
+    assert _version(database_url) == ["0001"]

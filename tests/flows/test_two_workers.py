@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from claims.consortium import Consortium
 from claims.demo import example_bundles
 from claims.settings import Settings
-from claims.store import Claim, ClaimEvent, Settlement
+from claims.store import CheckEpoch, Claim, ClaimEvent, Settlement
 from claims.synth import Shapes, populate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -83,6 +83,8 @@ def test_two_workers_never_process_a_claim_twice(
         claims = {c.id: c for c in session.exec(select(Claim))}
         events = Counter(session.exec(select(ClaimEvent.claim_id, ClaimEvent.state)))
         settlements = Counter(session.exec(select(Settlement.claim_id)))
+        epochs = session.exec(select(CheckEpoch.id)).all()
+    assert epochs == [], "a worker's joint-check epoch outlived its run"
     assert max(events.values()) == 1, "a claim went through a state twice"
     assert {c.state for c in claims.values()} <= {"settled", "denied", "in_review"}
     settled = {i for i, c in claims.items() if c.state == "settled"}

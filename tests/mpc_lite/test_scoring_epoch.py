@@ -94,10 +94,10 @@ def test_a_flag_counts_for_the_claimants_later_claims() -> None:
         epoch.add(member.name, member.holdings)
     ask = {"a": [members[0].holdings[1]]}
     before = epoch.score(ask, job_id="e1").verdicts["a2"].score
-    epoch.flag("b", "b3")  # ann's 2022 claim at b, before a2's service date
+    epoch.flag("b", ["b3"])  # ann's 2022 claim at b, before a2's service date
     after = epoch.score(ask, job_id="e2").verdicts["a2"].score
     assert before is not None and after is not None and after > before
-    epoch.flag("b", "no-such-claim")  # unknown ids change nothing
+    epoch.flag("b", ["no-such-claim"])  # unknown ids change nothing
     assert epoch.score(ask, job_id="e3").verdicts["a2"].score == pytest.approx(after)
 
 
