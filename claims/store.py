@@ -294,14 +294,15 @@ class CheckEpoch(SQLModel, table=True):
     """A flow run's joint-check epoch; the three tables below hold its state.
 
     Rows are deleted with the epoch (`flows.epoch_store`): at the end of the
-    run, or a day later when the run died. What they hold is blinded under
-    scalars that live only in the run's memory.
+    run, or a day after its last check when the run died. What they hold is
+    blinded under scalars that live only in the run's memory.
     """
 
     __tablename__ = "check_epoch"
 
     id: int | None = Field(default=None, primary_key=True)
-    started_at: datetime = _time()
+    used_at: datetime = _time()
+    """When the epoch was opened or last checked a batch."""
 
 
 def _epoch_key() -> Any:

@@ -14,10 +14,10 @@ each keeps its own rows in its own database. Nothing stored here leaves the
 database it is in, and nothing here is logged.
 
 An epoch's rows go when the epoch is closed (`close_epoch`, at the end of
-its flow run); those of a run that died are deleted by the next epoch
-opened a day later (`STALE_AFTER`). They are useless once their run is
-gone: the scalars under which the tags were blinded lived only in its
-memory.
+its flow run); those of a run that died are deleted by the first epoch
+opened a day after the dead run's last check (`STALE_AFTER`). They are
+useless once their run is gone: the scalars under which the tags were
+blinded lived only in its memory.
 """
 
 from __future__ import annotations
@@ -51,13 +51,14 @@ __all__ = [
     "SqlTagSet",
     "close_epoch",
     "open_epoch",
+    "touch",
 ]
 
 logger = logging.getLogger(__name__)
 
 STALE_AFTER = timedelta(days=1)
-"""An epoch older than this belongs to a run that died; the next one opened
-deletes it. A flow run lasting longer would lose its epoch and fail."""
+"""An epoch not used for this long belongs to a run that died; the next one
+opened deletes it. (A live run uses its epoch at every batch: `touch`.)"""
 
 
 def open_epoch(store: Store) -> int:
@@ -65,13 +66,24 @@ def open_epoch(store: Store) -> int:
     now = store.clock()
     with store.writer() as session:
         session.execute(
-            sa.delete(CheckEpoch).where(col(CheckEpoch.started_at) < now - STALE_AFTER)
+            sa.delete(CheckEpoch).where(col(CheckEpoch.used_at) < now - STALE_AFTER)
         )
-        epoch = CheckEpoch(started_at=now)
+        epoch = CheckEpoch(used_at=now)
         session.add(epoch)
         session.flush()
-        assert epoch.id is not None
+        if epoch.id is None:
+            raise RuntimeError("the database gave the new epoch no id")
         return epoch.id
+
+
+def touch(store: Store, epoch_id: int) -> None:
+    """Mark the epoch as in use now, so that no other run takes it for stale."""
+    with store.writer() as session:
+        session.execute(
+            sa.update(CheckEpoch)
+            .where(col(CheckEpoch.id) == epoch_id)
+            .values(used_at=store.clock())
+        )
 
 
 def close_epoch(store: Store, epoch_id: int) -> None:
@@ -85,7 +97,9 @@ def close_epoch(store: Store, epoch_id: int) -> None:
     logger.debug("joint-check epoch %s closed", epoch_id)
 
 
-def _insert_new(session: Session, table: type[SQLModel], rows: list[dict[str, Any]]):
+def _insert_new(
+    session: Session, table: type[SQLModel], rows: list[dict[str, Any]]
+) -> None:
     """Insert `rows`, skipping those whose primary key is already there."""
     if not rows:
         return

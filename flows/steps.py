@@ -466,6 +466,10 @@ class JointCheckEpoch:
         self.flags: dict[str, bool] = {}
         """Answers for claims of the current batch, kept for a retried step."""
 
+    def touch(self) -> None:
+        """Keep the epoch's rows from being taken for a dead run's."""
+        epoch_store.touch(self._store, self.id)
+
     def close(self) -> None:
         """Delete the epoch's rows; the epoch cannot be used afterwards."""
         epoch_store.close_epoch(self._store, self.id)
@@ -485,6 +489,7 @@ def _check(
     """
     job_id = f"dup-{_sha256(sorted(claim.id for claim in batch))[:16]}"
     wanted = {claim.id for claim in batch}
+    epoch.touch()
     records: list[dict[str, Any]] = []
     mine: list[_Row] = []
     for page in _new_pages(session, epoch.id):

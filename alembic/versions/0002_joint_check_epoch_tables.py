@@ -37,7 +37,7 @@ def upgrade() -> None:
     op.create_table(
         "check_epoch",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("started_at", sa.DateTime(), nullable=False),
+        sa.Column("used_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(

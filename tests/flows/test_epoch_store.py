@@ -167,17 +167,20 @@ def test_closing_an_epoch_deletes_its_rows_and_no_other(database_url: str) -> No
     assert SqlTagSet(store, kept, "a").contains([b"t" * 32]) == [True]
 
 
-def test_an_epoch_left_by_a_dead_run_goes_when_a_later_one_opens(
+def test_an_epoch_unused_for_a_day_goes_when_a_later_one_opens(
     database_url: str,
 ) -> None:
     now = [utcnow()]
     store = Store(database_url, clock=lambda: now[0])
     dead = epoch_store.open_epoch(store)
     SqlClaimIndex(store, dead, "a").add(_claims(4, 3, "d"))
-    now[0] += epoch_store.STALE_AFTER / 2
+    now[0] += epoch_store.STALE_AFTER * 0.9
     epoch_store.open_epoch(store)  # the dead run might still be going
+    epoch_store.touch(store, dead)  # and it is: it checked a batch
+    now[0] += epoch_store.STALE_AFTER * 0.9
+    epoch_store.open_epoch(store)
     assert _counts(store)["epoch_claim"] == 3
-    now[0] += epoch_store.STALE_AFTER
+    now[0] += epoch_store.STALE_AFTER * 0.2
     epoch_store.open_epoch(store)
     assert _counts(store) == {
         "check_epoch": 2,
