@@ -28,7 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from prefect import flow, task
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, select
 
 from claims.consortium import Consortium
@@ -65,10 +65,25 @@ _EPOCHS: dict[str, steps.JointCheckEpoch] = {}
 
 
 def _close_epoch(run_id: str) -> None:
-    """Drop a finished run's epoch and delete the rows it kept."""
+    """Drop a finished run's epoch and delete the rows it kept.
+
+    Runs in the flow's `finally`: when the database cannot be reached the
+    rows stay (the next run deletes them a day on, `flows.epoch_store`) and
+    the run's own outcome, or the error that ended it, is what the caller
+    sees.
+    """
     epoch = _EPOCHS.pop(run_id, None)
-    if epoch is not None:
+    if epoch is None:
+        return
+    try:
         epoch.close()
+    except SQLAlchemyError as exc:
+        logger.warning(
+            "the joint-check epoch of run %s was left in the database (%s); "
+            "a later run deletes it",
+            run_id,
+            type(exc).__name__,
+        )
 
 
 def _transient(_task: Any, _run: Any, state: Any) -> bool:

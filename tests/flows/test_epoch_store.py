@@ -7,6 +7,7 @@ each party and each epoch apart, and be gone when their epoch closes.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -28,13 +29,21 @@ from claims.store import (
     Store,
     utcnow,
 )
-from flows import epoch_store, steps
+from claims.synth import Shapes, populate
+from flows import epoch_store, process, steps
 from flows.epoch_store import SqlClaimantTags, SqlClaimIndex, SqlTagSet
 from mpc_lite.aggregate import MemoryClaimantTags
 from mpc_lite.fraud import ClaimInput, ScoringEpoch, _Features
 from mpc_lite.psi import MemoryTagSet
 
 TABLES = (CheckEpoch, EpochClaim, EpochClaimant, EpochTag)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    made = Store(database_url)
+    yield made
+    made.engine.dispose()
 
 
 def _counts(store: Store) -> dict[str, int]:
@@ -66,9 +75,8 @@ def _claims(seed: int, count: int, prefix: str) -> list[ClaimInput]:
 
 
 def test_the_tag_history_answers_like_a_set_per_party_and_epoch(
-    database_url: str,
+    store: Store,
 ) -> None:
-    store = Store(database_url)
     first, second = epoch_store.open_epoch(store), epoch_store.open_epoch(store)
     mine = SqlTagSet(store, first, "a")
     memory = MemoryTagSet()
@@ -85,8 +93,7 @@ def test_the_tag_history_answers_like_a_set_per_party_and_epoch(
     assert mine.contains([]) == []
 
 
-def test_claimant_tags_answer_both_ways_like_the_memory_form(database_url: str) -> None:
-    store = Store(database_url)
+def test_claimant_tags_answer_both_ways_like_the_memory_form(store: Store) -> None:
     epoch = epoch_store.open_epoch(store)
     stored, memory = SqlClaimantTags(store, epoch, "a"), MemoryClaimantTags()
     claimants = [bytes([i]) * 32 for i in range(5)]
@@ -100,9 +107,8 @@ def test_claimant_tags_answer_both_ways_like_the_memory_form(database_url: str) 
 
 
 def test_the_claim_index_gives_the_same_features_as_the_memory_index(
-    database_url: str,
+    store: Store,
 ) -> None:
-    store = Store(database_url)
     epoch = epoch_store.open_epoch(store)
     claims = _claims(1, 120, "c")
     stored, memory = SqlClaimIndex(store, epoch, "a"), _Features()
@@ -124,9 +130,8 @@ def test_the_claim_index_gives_the_same_features_as_the_memory_index(
 
 
 def test_a_scoring_epoch_in_the_database_scores_as_one_in_memory(
-    database_url: str,
+    store: Store,
 ) -> None:
-    store = Store(database_url)
     epoch = epoch_store.open_epoch(store)
     names = ["a", "b", "c"]
     keys = {name: SigningKey.generate() for name in names}
@@ -150,8 +155,7 @@ def test_a_scoring_epoch_in_the_database_scores_as_one_in_memory(
         memory.flag(asker, [c.claim_id for c in batch[asker][:3]])
 
 
-def test_closing_an_epoch_deletes_its_rows_and_no_other(database_url: str) -> None:
-    store = Store(database_url)
+def test_closing_an_epoch_deletes_its_rows_and_no_other(store: Store) -> None:
     kept, closed = epoch_store.open_epoch(store), epoch_store.open_epoch(store)
     for epoch in (kept, closed):
         SqlTagSet(store, epoch, "a").update([b"t" * 32])
@@ -169,9 +173,11 @@ def test_closing_an_epoch_deletes_its_rows_and_no_other(database_url: str) -> No
 
 def test_an_epoch_unused_for_a_day_goes_when_a_later_one_opens(
     database_url: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     now = [utcnow()]
     store = Store(database_url, clock=lambda: now[0])
+    request.addfinalizer(store.engine.dispose)
     dead = epoch_store.open_epoch(store)
     SqlClaimIndex(store, dead, "a").add(_claims(4, 3, "d"))
     now[0] += epoch_store.STALE_AFTER * 0.9
@@ -228,4 +234,48 @@ def test_a_new_epoch_catches_up_with_the_store_a_page_at_a_time(
     assert records == [] and not any(flags.get(c.id) for c in clean)
     epoch.close()
     assert _counts(consortium.store)["check_epoch"] == 0
+    consortium.store.engine.dispose()
+
+
+def _queued(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Consortium, int]:
+    """A consortium with claims waiting in the queue, and how many."""
+    monkeypatch.setenv("CLAIMS_DATABASE_URL", database_url)
+    consortium = Consortium(Settings.load(tmp_path / "ws"))
+    made = populate(consortium, Shapes.from_fhir(example_bundles()), 30, duplicates=2)
+    return consortium, made.claims
+
+
+def test_a_run_that_fails_still_deletes_its_epoch(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consortium, _ = _queued(database_url, tmp_path, monkeypatch)
+
+    def broken(_consortium: Consortium, _ids: list[str]) -> list[str]:
+        raise RuntimeError("adjudication broke")
+
+    monkeypatch.setitem(process.STEPS, "adjudicate", broken)
+    with pytest.raises(RuntimeError, match="adjudication broke"):
+        process.run_steps(consortium)
+    assert _counts(consortium.store)["check_epoch"] == 0
+    consortium.store.engine.dispose()
+
+
+def test_an_epoch_that_cannot_be_deleted_does_not_hide_the_runs_outcome(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    consortium, queued = _queued(database_url, tmp_path, monkeypatch)
+
+    def unreachable(_store: Store, _epoch_id: int) -> None:
+        raise sa.exc.OperationalError("DELETE", {}, Exception("server gone"))
+
+    monkeypatch.setattr(epoch_store, "close_epoch", unreachable)
+    report = process.run_steps(consortium)
+    assert report["counts"]["batch"] == report["counts"]["adjudicate"] == queued
+    assert _counts(consortium.store)["check_epoch"] == 1  # left for a later run
+    assert "left in the database" in caplog.text
     consortium.store.engine.dispose()
