@@ -11,7 +11,7 @@ rows, so a run's memory does not grow with its claims.
 Each insurer's rows carry its name (`party`). In this in-process driver all
 insurers share one database, as they share one process; in a deployment
 each keeps its own rows in its own database. Nothing stored here leaves the
-database it is in, and nothing here is logged.
+database it is in, and none of it is logged (only epoch ids are).
 
 An epoch's rows go when the epoch is closed (`close_epoch`, at the end of
 its flow run); those of a run that died are deleted by the first epoch

@@ -461,6 +461,8 @@ class ScoringEpoch:
         unknown = sorted(set(batch) - set(self._keys))
         if unknown:
             raise InvalidInput(f"batch names {len(unknown)} party(ies) not in members")
+        # A caller that added the batch already (the claims flow does) pays
+        # one lookup per claim here for nothing.
         for name, claims in batch.items():
             self.add(name, claims)
         verdicts, record = _score(
