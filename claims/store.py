@@ -105,7 +105,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC)
+        stored: datetime = value
+        return stored.replace(tzinfo=UTC)
 
 
 def _time(**kwargs: Any) -> Any:
@@ -485,11 +486,11 @@ class Store:
             .where(
                 Claim.state.in_([state.value for state in states]),  # type: ignore[attr-defined]
                 sa.or_(
-                    Claim.lease_until.is_(None),  # type: ignore[union-attr]
-                    Claim.lease_until < now,  # type: ignore[operator]
+                    col(Claim.lease_until).is_(None),
+                    col(Claim.lease_until) < now,
                 ),
             )
-            .order_by(Claim.submitted_at, Claim.id)
+            .order_by(col(Claim.submitted_at), col(Claim.id))
             .limit(limit)
         )
         if insurer_id is not None:
@@ -513,7 +514,7 @@ class Store:
                 sa.update(Claim)
                 .where(
                     Claim.id.in_(ids),  # type: ignore[attr-defined]
-                    Claim.lease_owner == owner,
+                    col(Claim.lease_owner) == owner,
                 )
                 .values(lease_owner=None, lease_until=None)
             )
@@ -553,7 +554,8 @@ class Store:
         query = select(Claim).where(Claim.state == state.value)
         if insurer_id is not None:
             query = query.where(Claim.insurer_id == insurer_id)
-        return list(session.exec(query.order_by(Claim.submitted_at, Claim.id)))
+        query = query.order_by(col(Claim.submitted_at), col(Claim.id))
+        return list(session.exec(query))
 
     def get_claim(self, session: Session, claim_id: str) -> Claim:
         """The claim with this id, or with a unique id prefix of 8+ characters.
@@ -595,7 +597,8 @@ class Store:
 
     def events(self, session: Session, claim_id: str) -> list[ClaimEvent]:
         query = select(ClaimEvent).where(ClaimEvent.claim_id == claim_id)
-        return list(session.exec(query.order_by(ClaimEvent.at, ClaimEvent.id)))
+        query = query.order_by(col(ClaimEvent.at), col(ClaimEvent.id))
+        return list(session.exec(query))
 
     def members(self, session: Session, kind: str) -> list[Member]:
         query = select(Member).where(Member.kind == kind).order_by(Member.id)

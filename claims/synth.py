@@ -41,7 +41,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import rfc8785
 import sqlalchemy as sa
@@ -201,7 +201,7 @@ def _sign(jobs: list[_Job]) -> list[tuple[dict[str, Any], str, str]]:
             domain=job.domain,
             created=now,
         )
-        submission = {
+        submission: dict[str, Any] = {
             "challenge": job.challenge,
             "presentation": presentation,
             "consent": {"jointFraudCheck": True},
@@ -318,33 +318,41 @@ def populate(
             progress(f"submitted {made} claims")
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.executor.shutdown()
     for hospital_id in hospitals:
         publish_status_list(consortium, hospital_id)
     return SynthReport(made, len(pairs), pairs, patients, names)
 
 
-def _pool(workers: int | None) -> ProcessPoolExecutor | None:
+class _Pool(NamedTuple):
+    """Processes that sign credentials, and how many there are."""
+
+    executor: ProcessPoolExecutor
+    size: int
+
+
+def _pool(workers: int | None) -> _Pool | None:
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count <= 1:
         return None
-    return ProcessPoolExecutor(max_workers=count, mp_context=get_context("fork"))
+    return _Pool(
+        ProcessPoolExecutor(max_workers=count, mp_context=get_context("fork")), count
+    )
 
 
 def _signed(
-    pool: ProcessPoolExecutor | None, jobs: list[_Job]
+    pool: _Pool | None, jobs: list[_Job]
 ) -> Iterator[tuple[dict[str, Any], str, str]]:
     if pool is None:
         yield from _sign(jobs)
         return
-    parts = _pieces(jobs, pool._max_workers)  # noqa: SLF001 - sized like the pool
-    for result in pool.map(_sign, parts):
+    for result in pool.executor.map(_sign, _pieces(jobs, pool.size)):
         yield from result
 
 
 def _chunk(
     consortium: Consortium,
-    pool: ProcessPoolExecutor | None,
+    pool: _Pool | None,
     numbers: range,
     duplicates: int,
     *,

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from prefect import Flow
+
 from flows.process import process_claims
 
 __all__ = ["deploy"]
@@ -29,6 +31,9 @@ def deploy(workspace: Path, *, pool: str = "claims", name: str = "claims") -> st
     source = process_claims.from_source(
         source=str(REPO), entrypoint="flows/process.py:process_claims"
     )
+    # Prefect's `from_source` gives a coroutine only when called from async code.
+    if not isinstance(source, Flow):
+        raise TypeError("deploy() must not be called from async code")
     deployment_id = source.deploy(
         name=name,
         work_pool_name=pool,

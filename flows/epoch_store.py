@@ -104,7 +104,7 @@ def _insert_new(
     if not rows:
         return
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).on_conflict_do_nothing()  # type: ignore[attr-defined]
+    statement = dialect.insert(table).on_conflict_do_nothing()
     session.execute(statement, rows)
 
 

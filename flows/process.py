@@ -29,7 +29,7 @@ from typing import Any
 
 from prefect import flow, task
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from claims.consortium import Consortium
 from claims.settings import Settings
@@ -160,7 +160,8 @@ def submitted_ids(consortium: Consortium, insurer_id: str | None = None) -> list
     if insurer_id is not None:
         query = query.where(Claim.insurer_id == insurer_id)
     with Session(consortium.store.engine) as session:
-        return list(session.exec(query.order_by(Claim.submitted_at, Claim.id)))
+        query = query.order_by(col(Claim.submitted_at), col(Claim.id))
+        return list(session.exec(query))
 
 
 def _drive_batch(

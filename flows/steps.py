@@ -428,7 +428,7 @@ def _new_pages(session: Session, epoch_id: int) -> Iterator[list[_Row]]:
         page = [tuple(row) for row in session.exec(query.where(Claim.id > last))]
         if not page:
             return
-        yield page  # type: ignore[misc]
+        yield page
         last = page[-1][0]
 
 

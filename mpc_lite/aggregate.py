@@ -514,7 +514,9 @@ class AggregationSession:
 
     # -- sending -------------------------------------------------------------
 
-    def _seal(self, recipient: str, round_: int, streams: dict[str, list[bytes]]):
+    def _seal(
+        self, recipient: str, round_: int, streams: dict[str, list[bytes]]
+    ) -> SealedMessage:
         envelope = Envelope(self._job_id, round_, self._me, recipient, streams)
         return envelope.seal(self._signing_key)
 
