@@ -38,7 +38,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from nacl.signing import SigningKey
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from claims import corrections
 from claims.adjudication import adjudicate as price
@@ -94,12 +94,18 @@ def _sha256(data: Any) -> str:
 
 
 def _load(session: Session, ids: list[str], state: ClaimState) -> list[Claim]:
-    if not ids:
-        return []
+    """The claims among `ids` that are in `state`, oldest submission first.
+
+    Looked up by id alone, the state checked here: asked for `id IN (...)
+    AND state = ?`, SQLite (no statistics without ANALYZE) walks the index on
+    `state` instead, reading every claim in that state once per chunk, which
+    made intake and verify cost twice as much per claim at 100,000 claims as
+    at 10,000.
+    """
     found: list[Claim] = []
     for chunk in in_chunks(ids):
-        query = select(Claim).where(Claim.id.in_(chunk), Claim.state == state.value)  # type: ignore[attr-defined]
-        found.extend(session.exec(query))
+        query = select(Claim).where(col(Claim.id).in_(chunk))
+        found.extend(c for c in session.exec(query) if c.state == state.value)
     found.sort(key=lambda claim: (claim.submitted_at, claim.id))
     return found
 

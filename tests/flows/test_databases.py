@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rfc8785
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from claims.consortium import Consortium
@@ -29,6 +31,7 @@ from claims.store import (
     Store,
     utcnow,
 )
+from flows import steps
 from ledger import merkle
 from ledger.log import TransparencyLog
 from ledger.note import NoteSigner
@@ -72,6 +75,37 @@ def test_a_claim_moves_and_its_events_are_kept(database_url: str) -> None:
         claim = store.get_claim(session, "c1")
         with pytest.raises(IllegalTransition, match="from scored to settled"):
             store.move(session, claim, S.SETTLED)
+    store.engine.dispose()
+
+
+def test_a_step_loads_its_batch_by_id_and_only_the_claims_in_its_state(
+    database_url: str,
+) -> None:
+    store = Store(database_url)
+    for number in range(5):
+        _claim(store, f"c{number}", minute=-number)
+    with store.writer() as session:
+        store.move(session, store.get_claim(session, "c2"), S.VERIFIED)
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cur: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    with store.writer() as session:
+        loaded = steps._load(session, ["c0", "c1", "c2", "c4", "absent"], S.SUBMITTED)
+    sa.event.remove(store.engine, "before_cursor_execute", seen)
+    assert [claim.id for claim in loaded] == ["c4", "c1", "c0"]
+    if store.is_sqlite:
+        # Regression: `id IN (...) AND state = ?` made SQLite walk the index
+        # on state, every claim in that state per chunk (flows.steps._load).
+        ((select_claims, parameters),) = [s for s in statements if "FROM claim" in s[0]]
+        with store.engine.connect() as conn:
+            plan = conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {select_claims}", parameters
+            ).all()
+        assert "ix_claim_state" not in str(plan)
+        assert "sqlite_autoindex_claim_1" in str(plan)
     store.engine.dispose()
 
 
