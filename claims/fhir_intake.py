@@ -84,6 +84,7 @@ from fhir.resources.R4B.claim import Claim
 from fhir.resources.R4B.resource import Resource
 
 from claims.errors import ClaimsError
+from claims.money import MAX_AMOUNT, AmountError, parse_amount
 from claims.treatment import Line, Treatment
 from credentials.errors import MalformedDocument
 from credentials.parse import load_user_json
@@ -814,15 +815,12 @@ def _price_lines(
                     f"Claim.item[{i}].net.currency", "differs from the claim currency"
                 )
             )
-        value = net.get("value")
-        if value is None:
-            errors.append(FieldError(f"Claim.item[{i}].net.value", "missing"))
-            value = 0
-        amount = Decimal(str(value))
-        if amount < 0:
-            errors.append(FieldError(f"Claim.item[{i}].net.value", "is negative"))
-        nets.append(amount)
+        nets.append(_amount(net, f"Claim.item[{i}].net.value", errors))
     priced = sum((n for n in nets if n is not None), Decimal(0))
+    if priced > MAX_AMOUNT:
+        errors.append(
+            FieldError("Claim.item", f"the nets add up to more than {MAX_AMOUNT}")
+        )
 
     # 2. The residual goes to the first unpriced line; others are zero.
     if total_money is None:
@@ -830,7 +828,7 @@ def _price_lines(
             errors.append(FieldError("Claim.total", "missing and no item has a net"))
         total = priced
     else:
-        total = Decimal(str(total_money.get("value", 0)))
+        total = _amount(total_money, "Claim.total.value", errors)
     residual = total - priced
     first_unpriced = next((i for i, n in enumerate(nets) if n is None), None)
     if residual < 0:
@@ -1087,17 +1085,26 @@ def _walk(node: Any, path: str, errors: list[FieldError]) -> None:
             _walk(value, here, errors)
 
 
+def _amount(money: dict[str, Any], path: str, errors: list[FieldError]) -> Decimal:
+    """The `value` of a FHIR Money; 0, with the error noted, when it is unusable."""
+    value = money.get("value")
+    if value is None:
+        errors.append(FieldError(path, "missing"))
+        return Decimal(0)
+    try:
+        return parse_amount(value)
+    except AmountError as problem:
+        errors.append(FieldError(path, str(problem)))
+        return Decimal(0)
+
+
 def _check_money(money: dict[str, Any], path: str, errors: list[FieldError]) -> None:
     currency = money.get("currency")
     if not currency:
         errors.append(FieldError(f"{path}.currency", "missing"))
     elif currency not in ISO_4217:
         errors.append(FieldError(f"{path}.currency", "not an ISO 4217 code"))
-    value = money.get("value")
-    if value is None:
-        errors.append(FieldError(f"{path}.value", "missing"))
-    elif isinstance(value, int | float | Decimal) and value < 0:
-        errors.append(FieldError(f"{path}.value", "is negative"))
+    _amount(money, f"{path}.value", errors)
 
 
 def _check_references(

@@ -41,12 +41,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from claims.errors import ConfigError
+from claims.money import AmountError, parse_amount
 
 __all__ = ["CLAIM_TYPES", "Policy", "PolicyError", "example_policy_path"]
 
@@ -237,18 +238,11 @@ class _Reader:
             if required:
                 self.problem(name, "missing")
             return None
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            self.problem(name, 'must be an amount such as "12.50"')
-            return None
         try:
-            amount = Decimal(repr(value) if isinstance(value, float) else str(value))
-        except InvalidOperation:
-            self.problem(name, "is not a number")
+            return parse_amount(value)
+        except AmountError as problem:
+            self.problem(name, str(problem))
             return None
-        if not amount.is_finite() or amount < 0:
-            self.problem(name, "must be a finite amount, 0 or more")
-            return None
-        return amount
 
     def texts(self, name: str) -> list[str]:
         value = self.get(name, [])

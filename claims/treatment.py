@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from claims.money import AmountError, parse_amount
+
 __all__ = ["Line", "Treatment"]
 
 
@@ -92,7 +94,7 @@ class Treatment:
                 system=str(item["system"]),
                 code=str(item["code"]),
                 display=str(item.get("display", "")),
-                amount=Decimal(str(item["amount"])),
+                amount=_amount(item["amount"], "amount"),
             )
             for item in data["lines"]
         )
@@ -108,5 +110,12 @@ class Treatment:
             currency=str(data["currency"]),
             lines=lines,
             diagnoses=tuple(str(code) for code in data.get("diagnoses", ())),
-            total=Decimal(str(data["total"])),
+            total=_amount(data["total"], "total"),
         )
+
+
+def _amount(value: object, name: str) -> Decimal:
+    try:
+        return parse_amount(value)
+    except AmountError as problem:
+        raise ValueError(f"the treatment's {name} {problem}") from None

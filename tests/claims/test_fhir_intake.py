@@ -223,6 +223,15 @@ class TestResidualRule:
         contents = read_bundle(_write(tmp_path, "high.json", data))
         assert "no item is unpriced" in contents.refused[0].errors[0].message
 
+    def test_a_total_no_store_could_hold_is_refused(self, tmp_path: Path) -> None:
+        data = _bundle(total={"value": 1e20, "currency": "USD"})
+        contents = read_bundle(_write(tmp_path, "huge.json", data))
+        assert contents.treatments == []
+        assert [str(e) for e in contents.refused[0].errors] == [
+            "Claim.total.value: is more than the largest amount accepted, "
+            "999999999999.99"
+        ]
+
     def test_missing_total_is_the_sum_of_nets(self, tmp_path: Path) -> None:
         data = _bundle()
         del data["entry"][3]["resource"]["total"]
@@ -409,6 +418,14 @@ class TestValidateClaim:
         claim = _claim()
         claim["item"][2]["net"]["value"] = -5
         assert _paths(claim) == ["Claim.item[2].net.value: is negative"]
+
+    def test_amount_too_large_to_store(self) -> None:
+        claim = _claim()
+        claim["item"][2]["net"]["value"] = 1e300
+        assert _paths(claim) == [
+            "Claim.item[2].net.value: is more than the largest amount accepted, "
+            "999999999999.99"
+        ]
 
     def test_date_time_without_time_zone(self) -> None:
         claim = _claim(billablePeriod={"start": "2024-03-01T10:00:00"})

@@ -1,0 +1,49 @@
+"""Amounts of money as every part of the engine accepts them.
+
+An amount is a `Decimal`, finite, 0 or more, and at most `MAX_AMOUNT`. The
+bound is there because the store keeps amounts as whole cents in a 64-bit
+column and adjudication computes with 28 significant digits: a claim for
+1e20 would overflow the one and a policy limit of 1e300 the other, failing
+a whole batch of claims instead of refusing one. A trillion less a cent is
+far above any single treatment's bill, even in currencies whose unit is
+worth a fraction of a US cent.
+
+FHIR intake, credentials and policies all parse through `parse_amount`, so
+what one side accepts the other can store and price.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+__all__ = ["MAX_AMOUNT", "AmountError", "parse_amount"]
+
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+class AmountError(ValueError):
+    """An amount that is not a number, not finite, negative or too large.
+
+    The message says which, in words that follow a field's name: "is negative".
+    """
+
+
+def parse_amount(value: object) -> Decimal:
+    """The amount a JSON number or numeric string stands for.
+
+    A float is read through its shortest text form, so `0.2` is exactly
+    `Decimal("0.2")`. Raises `AmountError` for anything else.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise AmountError('is not an amount such as "12.50"')
+    try:
+        amount = Decimal(repr(value) if isinstance(value, float) else str(value))
+    except InvalidOperation:
+        raise AmountError("is not a number") from None
+    if not amount.is_finite():
+        raise AmountError("is not a finite number")
+    if amount < 0:
+        raise AmountError("is negative")
+    if amount > MAX_AMOUNT:
+        raise AmountError(f"is more than the largest amount accepted, {MAX_AMOUNT}")
+    return amount
