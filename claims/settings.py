@@ -55,13 +55,21 @@ def quiet_prefect(*, debug: bool = False, home: Path | None = None) -> None:
 
     Args:
         debug: when true, Prefect logs at INFO as usual; otherwise only
-            warnings and errors reach the terminal.
+            its warnings and errors reach the terminal, and none from flow
+            and task runs (whose failures the caller reports itself).
         home: Prefect's home folder (its local database); omitted, Prefect's
             own default (`~/.prefect`) is kept.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO" if debug else "ERROR")
     os.environ.setdefault("PREFECT_LOGGING_INTERNAL_LEVEL", "ERROR")
+    if not debug:
+        # A failed flow or task run logs its traceback at ERROR through these
+        # two loggers; the CLI reports the failure in one line of its own.
+        for runs in ("FLOW_RUNS", "TASK_RUNS"):
+            os.environ.setdefault(
+                f"PREFECT_LOGGING_LOGGERS_PREFECT_{runs}_LEVEL", "CRITICAL"
+            )
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "ERROR")
     os.environ.setdefault("PREFECT_UI_ENABLED", "false")
     # The local server can take longer than Prefect's 20 s to start on a busy
