@@ -357,15 +357,35 @@ def main() -> None:
     except SQLAlchemyError as exc:
         if STATE.debug:
             raise
+        if "readonly" in str(getattr(exc, "orig", "")):
+            problem = ": this command writes to it, and it may only be read here"
+            remedy = (
+                "make the store writable for this user, or run as one who may write it"
+            )
+        else:
+            problem = (
+                f" ({type(exc).__name__}): its file or database may be damaged or"
+                " from another version"
+            )
+            remedy = (
+                "check the workspace's claims.db or CLAIMS_DATABASE_URL;"
+                " run with --debug for details"
+            )
         errors.print(
-            f"[red]error:[/red] the claims store cannot be used"
-            f" ({type(exc).__name__}); its file or database may be damaged or"
-            " from another version",
+            f"[red]error:[/red] the claims store cannot be used{problem}",
             highlight=False,
         )
+        errors.print(f"[yellow]what to do:[/yellow] {remedy}", highlight=False)
+        sys.exit(1)
+    except OSError as exc:
+        # A path the user gave that is a folder, a file where a folder must
+        # be, a folder they may not write: their mistake, said as such.
+        if STATE.debug:
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        reason = exc.strerror or type(exc).__name__
         errors.print(
-            "[yellow]what to do:[/yellow] check the workspace's claims.db or"
-            " CLAIMS_DATABASE_URL; run with --debug for details",
+            f"[red]error:[/red] cannot use{escape(where)}: {escape(reason)}",
             highlight=False,
         )
         sys.exit(1)
