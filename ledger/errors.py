@@ -41,6 +41,7 @@ from __future__ import annotations
 
 __all__ = [
     "BadSignature",
+    "CheckpointError",
     "EntryNotFound",
     "BadRequest",
     "ForkDetected",
@@ -135,6 +136,20 @@ class QuorumNotReached(LogError):
 
 class LedgerTampered(LedgerError):
     """Raised when stored entries, hashes or checkpoints disagree with each other."""
+
+
+class CheckpointError(LedgerError):
+    """Raised when a checkpoint note fails offline verification.
+
+    `step` names the verification step that failed (``"keys"``,
+    ``"checkpoint"``, ``"cosignatures"``); a receipt's own failure over its
+    checkpoint is a `ReceiptError` with the same step.
+    """
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"checkpoint {step} check failed: {reason}")
+        self.step = step
+        self.reason = reason
 
 
 class ReceiptError(LedgerError):

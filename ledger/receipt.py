@@ -25,7 +25,7 @@ from typing import Any
 
 from ledger import merkle
 from ledger._canonical import canonical_bytes
-from ledger.errors import InvalidRecord, LedgerError, ReceiptError
+from ledger.errors import CheckpointError, InvalidRecord, LedgerError, ReceiptError
 from ledger.note import (
     COSIGNATURE_TYPE,
     ED25519_TYPE,
@@ -36,23 +36,21 @@ from ledger.note import (
     verify_note,
 )
 
-__all__ = ["RECEIPT_FORMAT", "VerifiedReceipt", "verify_receipt"]
+__all__ = [
+    "RECEIPT_FORMAT",
+    "VerifiedCheckpoint",
+    "VerifiedReceipt",
+    "verify_checkpoint",
+    "verify_receipt",
+]
 
 RECEIPT_FORMAT = "claims-ledger-receipt/v1"
 
 
-class VerifiedReceipt:
-    """What a verified receipt establishes (returned by `verify_receipt`)."""
+class VerifiedCheckpoint:
+    """What a verified checkpoint establishes (returned by `verify_checkpoint`)."""
 
-    def __init__(
-        self,
-        entry: dict[str, Any],
-        leaf_index: int,
-        checkpoint: Checkpoint,
-        opened: OpenedNote,
-    ) -> None:
-        self.entry = entry
-        self.leaf_index = leaf_index
+    def __init__(self, checkpoint: Checkpoint, opened: OpenedNote) -> None:
         self.checkpoint = checkpoint
         self.log_signers = [
             s.name for s in opened.signatures if s.signature_type == ED25519_TYPE
@@ -60,6 +58,76 @@ class VerifiedReceipt:
         self.cosigners = [
             s.name for s in opened.signatures if s.signature_type == COSIGNATURE_TYPE
         ]
+
+
+class VerifiedReceipt(VerifiedCheckpoint):
+    """What a verified receipt establishes (returned by `verify_receipt`)."""
+
+    def __init__(
+        self, entry: dict[str, Any], leaf_index: int, verified: VerifiedCheckpoint
+    ) -> None:
+        self.entry = entry
+        self.leaf_index = leaf_index
+        self.checkpoint = verified.checkpoint
+        self.log_signers = verified.log_signers
+        self.cosigners = verified.cosigners
+
+
+def verify_checkpoint(
+    note: str, vkeys: Sequence[str], *, min_cosignatures: int = 0
+) -> VerifiedCheckpoint:
+    """Verify a checkpoint note against trusted verifier keys.
+
+    The rule a receipt's checkpoint is held to, on its own: a trusted log key
+    (Ed25519, type 0x01) signed it, and at least `min_cosignatures` trusted
+    witnesses (type 0x04) cosigned it. Lines from keys not trusted are
+    ignored; a line that reuses a trusted key's name or ID with another key
+    is an alteration. Raises `CheckpointError` naming the failed step
+    (``"keys"``, ``"checkpoint"`` or ``"cosignatures"``).
+    """
+    # Plan: 1. trusted keys; 2. signatures and body; 3. cosignature quorum.
+
+    # 1.
+    try:
+        verifiers = [NoteVerifier.from_vkey(vkey) for vkey in vkeys]
+    except LedgerError as exc:
+        raise CheckpointError("keys", str(exc)) from exc
+    if not any(v.signature_type == ED25519_TYPE for v in verifiers):
+        raise CheckpointError("keys", "no log key (Ed25519, type 0x01) is trusted")
+
+    # 2.
+    try:
+        opened = verify_note(note, verifiers)
+        checkpoint = Checkpoint.from_text(opened.text)
+    except LedgerError as exc:
+        raise CheckpointError("checkpoint", str(exc)) from exc
+    if not any(s.signature_type == ED25519_TYPE for s in opened.signatures):
+        raise CheckpointError("checkpoint", "no trusted log key signed the checkpoint")
+    # Lines from unknown keys are ignored (C2SP signed-note), but a line that
+    # names a trusted key with another key ID, or carries a trusted key ID
+    # under another name, is a trusted line that was altered.
+    trusted_names = {v.name for v in verifiers}
+    trusted_ids = {v.key_id for v in verifiers}
+    trusted_pairs = {(v.name, v.key_id) for v in verifiers}
+    for name, key_id in unverified_signers(note):
+        if (name, key_id) not in trusted_pairs and (
+            name in trusted_names or key_id in trusted_ids
+        ):
+            raise CheckpointError(
+                "checkpoint",
+                f"signature line for {name} (key {key_id:08x}) does not match the"
+                " trusted key of that name or ID: the checkpoint was altered",
+            )
+
+    # 3.
+    verified = VerifiedCheckpoint(checkpoint, opened)
+    if len(verified.cosigners) < min_cosignatures:
+        raise CheckpointError(
+            "cosignatures",
+            f"{len(verified.cosigners)} trusted cosignatures, {min_cosignatures} "
+            "required",
+        )
+    return verified
 
 
 def _field(receipt: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -100,8 +168,8 @@ def verify_receipt(
     whose ``step`` says which check failed. The caller must still decide
     whether the entry is the one it expected (compare its fields).
     """
-    # Plan: 1. structure; 2. trusted keys; 3. checkpoint signature and body;
-    # 4. cosignature quorum; 5. the entry's inclusion under the root.
+    # Plan: 1. structure; 2.-4. the checkpoint (`verify_checkpoint`), and that
+    # it is the receipt's; 5. the entry's inclusion under the root.
 
     # 1.
     if not isinstance(receipt, dict):
@@ -116,37 +184,12 @@ def verify_receipt(
     note = _field(receipt, "checkpoint", str)
     proof = [_decode_hash(value, i) for i, value in enumerate(raw_proof)]
 
-    # 2.
+    # 2.-4.
     try:
-        verifiers = [NoteVerifier.from_vkey(vkey) for vkey in vkeys]
-    except LedgerError as exc:
-        raise ReceiptError("keys", str(exc)) from exc
-    if not any(v.signature_type == ED25519_TYPE for v in verifiers):
-        raise ReceiptError("keys", "no log key (Ed25519, type 0x01) is trusted")
-
-    # 3.
-    try:
-        opened = verify_note(note, verifiers)
-        checkpoint = Checkpoint.from_text(opened.text)
-    except LedgerError as exc:
-        raise ReceiptError("checkpoint", str(exc)) from exc
-    if not any(s.signature_type == ED25519_TYPE for s in opened.signatures):
-        raise ReceiptError("checkpoint", "no trusted log key signed the checkpoint")
-    # Lines from unknown keys are ignored (C2SP signed-note), but a line that
-    # names a trusted key with another key ID, or carries a trusted key ID
-    # under another name, is a trusted line that was altered.
-    trusted_names = {v.name for v in verifiers}
-    trusted_ids = {v.key_id for v in verifiers}
-    trusted_pairs = {(v.name, v.key_id) for v in verifiers}
-    for name, key_id in unverified_signers(note):
-        if (name, key_id) not in trusted_pairs and (
-            name in trusted_names or key_id in trusted_ids
-        ):
-            raise ReceiptError(
-                "checkpoint",
-                f"signature line for {name} (key {key_id:08x}) does not match the"
-                " trusted key of that name or ID: the checkpoint was altered",
-            )
+        verified = verify_checkpoint(note, vkeys, min_cosignatures=min_cosignatures)
+    except CheckpointError as exc:
+        raise ReceiptError(exc.step, exc.reason) from exc
+    checkpoint = verified.checkpoint
     if checkpoint.origin != origin:
         raise ReceiptError(
             "checkpoint", f"checkpoint origin {checkpoint.origin!r} is not {origin!r}"
@@ -156,15 +199,7 @@ def verify_receipt(
             "checkpoint",
             f"checkpoint size {checkpoint.size} is not the receipt's {tree_size}",
         )
-
-    # 4.
-    result = VerifiedReceipt(entry, leaf_index, checkpoint, opened)
-    if len(result.cosigners) < min_cosignatures:
-        raise ReceiptError(
-            "cosignatures",
-            f"{len(result.cosigners)} trusted cosignatures, {min_cosignatures} "
-            "required",
-        )
+    result = VerifiedReceipt(entry, leaf_index, verified)
 
     # 5.
     try:

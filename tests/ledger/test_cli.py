@@ -95,18 +95,56 @@ def test_verify_receipt_needs_a_key(tmp_path: Path, receipt: dict[str, Any]) -> 
     assert "give at least one trusted key" in result.output
 
 
-def test_verify_checkpoint_needs_every_key_given(
+def test_verify_checkpoint_holds_the_rule_a_receipt_is_held_to(
     tmp_path: Path, receipt: dict[str, Any], signer: NoteSigner
 ) -> None:
     path = _write(tmp_path, "cp.txt", receipt["checkpoint"])
-    args = ["verify-checkpoint", str(path), "--key", signer.vkey]
-    result = runner.invoke(app, [*args, "--key", WITNESS.vkey])
-    assert result.exit_code == 0, result.output
-    assert "signed by ledger.example/claims, w.example" in result.output
     absent = CosignatureSigner.generate("absent.example")
-    result = runner.invoke(app, [*args, "--key", absent.vkey])
+    args = ["verify-checkpoint", str(path), "--key", signer.vkey]
+    args += ["--key", WITNESS.vkey, "--key", absent.vkey]
+    result = runner.invoke(app, [*args, "--min-cosignatures", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "checkpoint verified: ledger.example/claims at tree size 5, "
+        "signed by ledger.example/claims, 1 cosignature(s)\n"
+    )
+    result = runner.invoke(app, [*args, "--min-cosignatures", "2"])
     assert result.exit_code == 1
-    assert "no valid signature by absent.example" in result.output
+    assert result.output == (
+        "checkpoint NOT verified: 1 trusted cosignatures, 2 required\n"
+    )
+    result = runner.invoke(app, ["verify-checkpoint", str(path), "-k", WITNESS.vkey])
+    assert result.exit_code == 1
+    assert "no log key (Ed25519, type 0x01) is trusted" in result.output
+
+
+def test_a_keys_files_quorum_means_the_same_to_both_commands(
+    tmp_path: Path, receipt: dict[str, Any], signer: NoteSigner
+) -> None:
+    """Two of three witnesses asked for; only one cosigned: both refuse."""
+    others = [CosignatureSigner.generate(f"w{i}.example").vkey for i in (2, 3)]
+    trust = {"keys": [signer.vkey, WITNESS.vkey, *others], "min_cosignatures": 2}
+    keys = _write(tmp_path, "ledger-keys.json", json.dumps(trust))
+    note = _write(tmp_path, "cp.txt", receipt["checkpoint"])
+    whole = _write(tmp_path, "r.json", json.dumps(receipt))
+    for command, path in (("verify-checkpoint", note), ("verify-receipt", whole)):
+        result = runner.invoke(app, [command, str(path), "--keys-file", str(keys)])
+        assert result.exit_code == 1, (command, result.output)
+        assert "1 trusted cosignatures, 2 required" in result.output, command
+    trust["min_cosignatures"] = 1
+    keys.write_text(json.dumps(trust), encoding="utf-8")
+    for command, path in (("verify-checkpoint", note), ("verify-receipt", whole)):
+        result = runner.invoke(app, [command, str(path), "--keys-file", str(keys)])
+        assert result.exit_code == 0, (command, result.output)
+
+
+def test_a_negative_quorum_is_a_usage_error(
+    tmp_path: Path, receipt: dict[str, Any], signer: NoteSigner
+) -> None:
+    path = _write(tmp_path, "cp.txt", receipt["checkpoint"])
+    args = ["verify-checkpoint", str(path), "-k", signer.vkey]
+    result = runner.invoke(app, [*args, "--min-cosignatures", "-1"])
+    assert result.exit_code == 2
 
 
 def test_verify_checkpoint_rejects_a_bad_signature(
