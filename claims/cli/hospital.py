@@ -50,7 +50,7 @@ def _hospital(consortium: Any, hospital_id: str) -> Any:
 def init(
     hospital_id: Annotated[str, typer.Argument(help="The hospital's member id.")],
     name: Annotated[
-        str | None, typer.Option(help="Display name [default: the id].")
+        str | None, typer.Option(help="Display name \\[default: the id].")
     ] = None,
     years: Annotated[
         int, typer.Option(min=1, help="Years of accreditation from today.")
@@ -98,7 +98,7 @@ def issue(
     ] = None,
     hospital: Annotated[
         str | None,
-        typer.Option(help="Issuing hospital [default: the Claim's provider]."),
+        typer.Option(help="Issuing hospital \\[default: the Claim's provider]."),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Write the credential here, not to stdout.")
@@ -109,7 +109,8 @@ def issue(
     Name the Claim by --encounter or by --claim. The credential (JSON) goes to
     standard output or to --out; give it to the patient for `claims wallet add`.
 
-    Example: claims hospital issue bundle.json --encounter enc-1 --to did:key:z6Mk...
+    Example: claims hospital issue bundle.json --encounter enc-1 --to DID,
+    where DID is the patient's did:key, as `claims wallet list` prints it.
     """
     from claims.hospital import (
         find_treatment,

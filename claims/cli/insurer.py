@@ -130,7 +130,8 @@ def enrol(
 ) -> None:
     """Record that a claimant holds a policy with an insurer from a date.
 
-    Example: claims insurer enrol did:key:z6Mk... --insurer insurer-1 --since 2020-01-01
+    Example: claims insurer enrol DID --insurer insurer-1 --since 2020-01-01,
+    where DID is the claimant's did:key, as `claims wallet list` prints it.
     """
     from datetime import date
 

@@ -117,7 +117,7 @@ def prove(
     ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", "-o", help="Write the receipt here [default: stdout]."),
+        typer.Option("--out", "-o", help="Write the receipt here \\[default: stdout]."),
     ] = None,
 ) -> None:
     """Write a self-contained receipt for one ledger entry.

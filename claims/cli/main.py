@@ -51,7 +51,7 @@ def root(
             "-w",
             envvar="CLAIMS_WORKSPACE",
             help="Folder holding the store, keys and status lists"
-            " [default: ./claims-workspace].",
+            " \\[default: ./claims-workspace].",
         ),
     ] = None,
     debug: Annotated[
@@ -80,7 +80,7 @@ def demo(
     fhir: Annotated[
         Path | None,
         typer.Option(
-            help="A folder of FHIR R4 bundles [default: the shipped examples]."
+            help="A folder of FHIR R4 bundles \\[default: the shipped examples]."
         ),
     ] = None,
     out: Annotated[

@@ -120,7 +120,7 @@ def present(
     domain: Annotated[str, typer.Option(help="The insurer's domain.")],
     credential_id: Annotated[
         str | None,
-        typer.Argument(help="The credential to present [default: the only one]."),
+        typer.Argument(help="The credential to present \\[default: the only one]."),
     ] = None,
     name: NameOption = "default",
     out: Annotated[
