@@ -129,8 +129,9 @@ def issue(
             param_hint="'--to'",
         ) from exc
     if (encounter is None) == (claim is None):
-        raise ConfigError(
-            "name the treatment with exactly one of --encounter and --claim"
+        raise typer.BadParameter(
+            "name the treatment with exactly one of them",
+            param_hint="'--encounter' / '--claim'",
         )
     if not bundle.is_file():
         raise NotFound(f"no file {bundle}")

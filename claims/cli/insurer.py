@@ -144,11 +144,15 @@ def enrol(
     try:
         start = date.fromisoformat(since)
     except ValueError:
-        raise ConfigError(f"--since {since!r} is not a YYYY-MM-DD date") from None
+        raise typer.BadParameter(
+            f"{since!r} is not a YYYY-MM-DD date", param_hint="'--since'"
+        ) from None
     try:
         public_key_from_did(did)
     except CredentialError as exc:
-        raise ConfigError(f"{did!r} is not a did:key: {exc}") from None
+        raise typer.BadParameter(
+            f"{did!r} is not a did:key: {exc}", param_hint="'DID'"
+        ) from None
     consortium = Consortium(STATE.settings())
     if consortium.member(insurer).kind != "insurer":
         raise ConfigError(f"{insurer} is not an insurer")

@@ -51,8 +51,9 @@ def _key(wallet: str | None, key_file: Path | None) -> Ed25519Key:
             raise ConfigError(f"key file {key_file} is not a hex seed") from None
         return Ed25519Key.from_seed(seed)
     if wallet is None:
-        raise ConfigError(
-            "no holder key given", remedy="pass --wallet NAME or --key-file FILE"
+        raise typer.BadParameter(
+            "no holder key given: pass one of them",
+            param_hint="'--wallet' / '--key-file'",
         )
     from claims.wallet import PASSPHRASE_ENV, Wallet
 
@@ -117,8 +118,9 @@ def submit(
     Example: claims submit visit.json --insurer-url http://127.0.0.1:8000 --wallet alice
     """
     if (insurer_url is None) == (insurer is None):
-        raise ConfigError(
-            "say where to submit", remedy="pass exactly one of --insurer-url, --insurer"
+        raise typer.BadParameter(
+            "say where to submit with exactly one of them",
+            param_hint="'--insurer-url' / '--insurer'",
         )
     data = _credential(credential, wallet)
     key = _key(wallet, key_file)

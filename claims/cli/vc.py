@@ -158,7 +158,6 @@ def verify(
 
 def _pinned_contexts(pairs: list[str]) -> Any:
     """`PinnedContexts` of `URL=FILE` pairs, or None when there are none."""
-    from claims.errors import ConfigError
     from credentials.rdfc import PinnedContexts
 
     if not pairs:
@@ -167,7 +166,9 @@ def _pinned_contexts(pairs: list[str]) -> Any:
     for pair in pairs:
         url, sep, name = pair.partition("=")
         if not sep or not url or not name:
-            raise ConfigError(f"--context {pair!r} is not URL=FILE")
+            raise typer.BadParameter(
+                f"{pair!r} is not URL=FILE", param_hint="'--context'"
+            )
         path = Path(name)
         if not path.is_file():
             raise NotFound(f"no context file {path}")

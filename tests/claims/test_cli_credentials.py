@@ -17,11 +17,12 @@ from typer.testing import CliRunner, Result
 
 import claims.wallet
 from claims.cli import app
-from claims.errors import ConfigError, NotFound
+from claims.errors import NotFound
 from claims.wallet import PASSPHRASE_ENV, WalletError
 from credentials.did_key import did_from_public_key
 from credentials.errors import KeyFileError, MalformedDocument
 from credentials.key_file import KdfLimits
+from tests.claims._text import flat
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "claims" / "examples" / "bundles" / "maren_oakridge.json"
@@ -173,8 +174,9 @@ def test_issue_needs_the_hospital_to_be_initialised(cli: Cli) -> None:
 def test_issue_needs_exactly_one_of_encounter_and_claim(cli: Cli) -> None:
     did = did_from_public_key(bytes(nacl.signing.SigningKey(bytes(32)).verify_key))
     result = cli("hospital", "issue", str(BUNDLE), "--to", did)
-    assert isinstance(result.exception, ConfigError)
-    assert "exactly one of --encounter and --claim" in str(result.exception)
+    assert result.exit_code == 2  # a usage mistake
+    assert "Invalid value for '--encounter' / '--claim'" in flat(result.output)
+    assert "name the treatment with exactly one of them" in flat(result.output)
 
 
 def test_revoke_by_file_sets_the_bit_and_verify_then_fails_on_status(

@@ -8,7 +8,6 @@ help and each paragraph of a command's own help appear in its `--help` word for 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -16,9 +15,9 @@ import typer
 from typer.testing import CliRunner
 
 from claims.cli.main import app
+from tests.claims._text import flat
 
 runner = CliRunner()
-BORDERS = re.compile(r"[\u2500-\u257f]")
 
 
 def _commands(
@@ -37,14 +36,10 @@ def _commands(
 COMMANDS = _commands(typer.main.get_command(app))
 
 
-def _flat(text: str) -> str:
-    return " ".join(BORDERS.sub(" ", text).split())
-
-
 def _expected(command: Any) -> list[str]:
     texts = (command.help or "").split("\n\n")
     texts += [getattr(param, "help", None) or "" for param in command.params]
-    return [_flat(text.replace("\\[", "[")) for text in texts if text]
+    return [flat(text.replace("\\[", "[")) for text in texts if text]
 
 
 @pytest.mark.parametrize(
@@ -53,7 +48,7 @@ def _expected(command: Any) -> list[str]:
 def test_help_shows_every_text_as_written(path: tuple[str, ...], command: Any) -> None:
     result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
-    shown = _flat(result.output)
+    shown = flat(result.output)
     for text in _expected(command):
         assert text in shown, text
 

@@ -1,7 +1,10 @@
-"""Mistakes about files and stores are the user's: exit 1 with what is wrong.
+"""The user's mistakes are said as theirs.
 
-They used to end as an internal error (exit 70): `-o` naming a folder raised
-IsADirectoryError, and a store that may only be read was called damaged.
+About files and stores: exit 1 with what is wrong. They used to end as an
+internal error (exit 70): `-o` naming a folder raised IsADirectoryError, and
+a store that may only be read was called damaged. About the command line:
+exit 2, a usage error, as for any flag click itself refuses; they used to
+exit 1 like a failed check.
 """
 
 from __future__ import annotations
@@ -11,10 +14,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
+from claims.cli.main import app
 from claims.consortium import Consortium
 from claims.store import Claim
+from tests.claims._text import flat
 
 CLAIMS = str(Path(sys.executable).parent / "claims")
 
@@ -63,3 +70,35 @@ def test_a_store_that_may_only_be_read_is_not_called_damaged(
     with Session(consortium.store.engine) as session:
         after = session.get(Claim, held.id)
         assert after is not None and after.state == "in_review"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["insurer", "enrol", "did:key:z6Mkx", "--since", "2020-13-01"],
+            "Invalid value for '--since': '2020-13-01' is not a YYYY-MM-DD date",
+        ),
+        (
+            ["insurer", "enrol", "nodid"],
+            "Invalid value for 'DID': 'nodid' is not a did:key",
+        ),
+        (
+            ["vc", "verify", "{empty}", "--context", "nourl"],
+            "Invalid value for '--context': 'nourl' is not URL=FILE",
+        ),
+        (
+            ["track", "--insurer-url", "http://127.0.0.1:9"],
+            "Invalid value for '--wallet' / '--key-file': no holder key given",
+        ),
+    ],
+)
+def test_a_flag_given_wrong_or_left_out_is_a_usage_error(
+    args: list[str], said: str, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}", encoding="utf-8")
+    args = [arg.replace("{empty}", str(empty)) for arg in args]
+    result = CliRunner().invoke(app, ["-w", str(tmp_path / "ws"), *args])
+    assert result.exit_code == 2, result.output
+    assert said in flat(result.output)
