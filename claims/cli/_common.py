@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console
 
-from claims.errors import NotFound
+from claims.errors import ConfigError, NotFound
 from claims.settings import Settings
 
 if TYPE_CHECKING:
@@ -22,6 +25,7 @@ __all__ = [
     "emit_json",
     "errors",
     "open_consortium",
+    "read_passphrase",
     "require_store",
 ]
 
@@ -69,3 +73,28 @@ def open_consortium() -> Consortium:
 def emit_json(data: Any) -> None:
     """Print `data` as JSON on standard output (for `--json`)."""
     console.print_json(json.dumps(data, default=str))
+
+
+def interactive() -> bool:
+    """Whether a person can be asked: standard input is a terminal."""
+    return sys.stdin.isatty()
+
+
+def read_passphrase(what: str, variable: str, *, confirm: bool = False) -> str:
+    """A passphrase from `$variable`, else asked for in the terminal.
+
+    Without a terminal there is nobody to ask, and reading one from a pipe
+    would echo nothing and warn; the error names the variable instead.
+    """
+    value = os.environ.get(variable)
+    if value:
+        return value
+    if not interactive():
+        raise ConfigError(
+            f"the {what} needs a passphrase and there is no terminal to ask for it",
+            remedy=f"set {variable}",
+        )
+    entered: str = typer.prompt(
+        what + " passphrase", hide_input=True, confirmation_prompt=confirm
+    )
+    return entered

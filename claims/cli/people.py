@@ -8,13 +8,12 @@ key comes from a wallet (`--wallet NAME`, passphrase from
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from claims.cli._common import STATE, console, emit_json
+from claims.cli._common import STATE, console, emit_json, read_passphrase
 from claims.errors import ConfigError, NotFound
 from credentials.errors import CredentialError
 from credentials.keys import Ed25519Key
@@ -58,10 +57,7 @@ def _key(wallet: str | None, key_file: Path | None) -> Ed25519Key:
     from claims.wallet import PASSPHRASE_ENV, Wallet
 
     opened = Wallet.open(STATE.settings().workspace, wallet)
-    passphrase = os.environ.get(PASSPHRASE_ENV) or typer.prompt(
-        f"passphrase of wallet {wallet}", hide_input=True
-    )
-    return opened.key(passphrase)
+    return opened.key(read_passphrase(f"wallet {wallet}", PASSPHRASE_ENV))
 
 
 def _did(wallet: str | None, key_file: Path | None) -> str:

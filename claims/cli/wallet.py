@@ -7,13 +7,12 @@ never from a command-line argument (arguments show in `ps` and shell history).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from claims.cli._common import STATE, console, emit_json
+from claims.cli._common import STATE, console, emit_json, read_passphrase
 from claims.errors import NotFound
 
 __all__ = ["register"]
@@ -35,13 +34,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def _passphrase(*, confirm: bool) -> str:
     from claims.wallet import PASSPHRASE_ENV
 
-    value = os.environ.get(PASSPHRASE_ENV)
-    if value:
-        return value
-    entered: str = typer.prompt(
-        "wallet passphrase", hide_input=True, confirmation_prompt=confirm
-    )
-    return entered
+    return read_passphrase("wallet", PASSPHRASE_ENV, confirm=confirm)
 
 
 @app.command()

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 import claims.wallet
 from claims.cli import app
-from claims.errors import NotFound
+from claims.errors import ConfigError, NotFound
 from claims.wallet import PASSPHRASE_ENV, WalletError
 from credentials.did_key import did_from_public_key
 from credentials.errors import KeyFileError, MalformedDocument
@@ -297,6 +297,7 @@ def test_present_reads_the_passphrase_from_a_prompt_without_the_variable(
     cli: Cli, issued: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(PASSPHRASE_ENV)
+    monkeypatch.setattr("claims.cli._common.interactive", lambda: True)
     result = cli.runner.invoke(
         app,
         ["-w", str(cli.workspace), "wallet", "present", "-n", "alice"]
@@ -305,6 +306,19 @@ def test_present_reads_the_passphrase_from_a_prompt_without_the_variable(
     )
     assert result.exit_code == 0, result.output
     assert PASSPHRASE not in result.output
+
+
+def test_without_the_variable_or_a_terminal_the_error_names_the_variable(
+    cli: Cli, issued: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(PASSPHRASE_ENV)
+    monkeypatch.setattr("claims.cli._common.interactive", lambda: False)
+    result = cli(
+        "wallet", "present", "-n", "alice", "--challenge", "c", "--domain", "d"
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert "no terminal to ask for it" in str(result.exception)
+    assert result.exception.remedy == f"set {PASSPHRASE_ENV}"
 
 
 def test_present_of_a_missing_wallet_is_not_found(cli: Cli) -> None:
