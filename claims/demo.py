@@ -30,16 +30,19 @@ marker existed is refused like any other: remove it once.
 from __future__ import annotations
 
 import copy
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import random
 import re
 import shutil
 import statistics
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -117,8 +120,15 @@ class DemoOptions:
     progress: Callable[[str], None] = field(default=lambda _message: None)
 
 
-def _fresh_workspace(options: DemoOptions) -> Settings:
-    """A clean workspace for the demo; never one that holds other data."""
+@contextmanager
+def _fresh_workspace(options: DemoOptions) -> Iterator[Settings]:
+    """A clean workspace for the demo, held by this run alone until it ends.
+
+    Never one that holds other data. Another `claims demo` on the same
+    folder would empty it under this one (its keys half written read as "wrong
+    passphrase"); it is refused instead, by a lock on the folder itself, which
+    is why the folder is emptied and not removed.
+    """
     settings = Settings.load(options.workspace)
     folder = settings.workspace
     if folder.exists() and not folder.is_dir():
@@ -126,15 +136,6 @@ def _fresh_workspace(options: DemoOptions) -> Settings:
             f"workspace {folder} is a file, not a folder",
             remedy="choose a folder: `claims --workspace DIR demo`",
         )
-    if folder.exists() and any(folder.iterdir()):
-        if not (folder / DEMO_MARKER).exists():
-            raise ConfigError(
-                f"workspace {folder} already holds data that is not a demo's",
-                remedy="choose another folder: `claims --workspace DIR demo`",
-            )
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / DEMO_MARKER).write_text("made by `claims demo`\n", encoding="utf-8")
     if settings.database_url.startswith("sqlite:") and not str(
         settings.database_url
     ).startswith(f"sqlite:///{folder}"):
@@ -142,7 +143,32 @@ def _fresh_workspace(options: DemoOptions) -> Settings:
             "the demo only resets a SQLite store inside its own workspace",
             remedy="unset CLAIMS_DATABASE_URL to run the demo",
         )
-    return settings
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"workspace {folder} is in use by another `claims demo`",
+                remedy="wait for it to end, or choose another folder:"
+                " `claims --workspace DIR demo`",
+            ) from None
+        contents = list(folder.iterdir())
+        if contents and not (folder / DEMO_MARKER).exists():
+            raise ConfigError(
+                f"workspace {folder} already holds data that is not a demo's",
+                remedy="choose another folder: `claims --workspace DIR demo`",
+            )
+        for path in contents:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        (folder / DEMO_MARKER).write_text("made by `claims demo`\n", encoding="utf-8")
+        yield settings
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def _owned_outputs(out: Path) -> set[str]:
@@ -228,103 +254,116 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     if not treatments:
         raise ConfigError(f"no FHIR Claims found in {source}")
     say(f"read {len(intake.bundles)} bundles, {len(treatments)} claims")
-    settings = _fresh_workspace(options)
-    consortium = Consortium(settings)
+    with _fresh_workspace(options) as settings:
+        consortium = Consortium(settings)
 
-    # 2. The consortium.
-    insurers = [f"insurer-{i}" for i in range(1, options.insurers + 1)]
-    for number, insurer in enumerate(insurers, start=1):
-        consortium.add_insurer(insurer, f"Insurer {number}", example_policy(number))
-    hospitals = {org.id: org.name for org in intake.organizations.values()}
-    for _, treatment in treatments:
-        hospitals.setdefault(treatment.provider, treatment.provider_name)
-    for hospital_id, name in sorted(hospitals.items()):
-        consortium.add_hospital(hospital_id, name or hospital_id)
-    patients = sorted({patient for patient, _ in treatments})
-    wallets = {}
-    first_service: dict[str, str] = {}
-    for patient, treatment in treatments:
-        day = treatment.service_date
-        first_service[patient] = min(first_service.get(patient, day), day)
-    named = _named_insurers(source, insurers)
-    insurer_of: dict[tuple[str, str], str] = {}
-    for patient, treatment in treatments:
-        digest = hashlib.sha256(patient.encode()).digest()
-        fallback = insurers[digest[0] % len(insurers)]
-        insurer_of[patient, treatment.invoice] = named.get(treatment.invoice, fallback)
-    for patient in patients:
-        member, key = consortium.add_member(f"patient-{patient}", "claimant", patient)
-        wallets[patient] = key
-    for (patient, _), insurer in sorted(insurer_of.items()):
-        consortium.enrol(
-            insurer, wallets[patient].did, _enrolled_since(first_service[patient])
+        # 2. The consortium.
+        insurers = [f"insurer-{i}" for i in range(1, options.insurers + 1)]
+        for number, insurer in enumerate(insurers, start=1):
+            consortium.add_insurer(insurer, f"Insurer {number}", example_policy(number))
+        hospitals = {org.id: org.name for org in intake.organizations.values()}
+        for _, treatment in treatments:
+            hospitals.setdefault(treatment.provider, treatment.provider_name)
+        for hospital_id, name in sorted(hospitals.items()):
+            consortium.add_hospital(hospital_id, name or hospital_id)
+        patients = sorted({patient for patient, _ in treatments})
+        wallets = {}
+        first_service: dict[str, str] = {}
+        for patient, treatment in treatments:
+            day = treatment.service_date
+            first_service[patient] = min(first_service.get(patient, day), day)
+        named = _named_insurers(source, insurers)
+        insurer_of: dict[tuple[str, str], str] = {}
+        for patient, treatment in treatments:
+            digest = hashlib.sha256(patient.encode()).digest()
+            fallback = insurers[digest[0] % len(insurers)]
+            insurer_of[patient, treatment.invoice] = named.get(
+                treatment.invoice, fallback
+            )
+        for patient in patients:
+            member, key = consortium.add_member(
+                f"patient-{patient}", "claimant", patient
+            )
+            wallets[patient] = key
+        for (patient, _), insurer in sorted(insurer_of.items()):
+            consortium.enrol(
+                insurer, wallets[patient].did, _enrolled_since(first_service[patient])
+            )
+        say(
+            f"consortium: {len(insurers)} insurers, {len(hospitals)} hospitals,"
+            f" {len(patients)} claimants"
         )
-    say(
-        f"consortium: {len(insurers)} insurers, {len(hospitals)} hospitals,"
-        f" {len(patients)} claimants"
-    )
 
-    # 3. Credentials.
-    issued: list[tuple[str, Treatment, dict[str, Any]]] = []
-    for patient, treatment in treatments:
-        credential = issue_treatment_credential(
-            consortium, treatment.provider, treatment, wallets[patient].did
+        # 3. Credentials.
+        issued: list[tuple[str, Treatment, dict[str, Any]]] = []
+        for patient, treatment in treatments:
+            credential = issue_treatment_credential(
+                consortium, treatment.provider, treatment, wallets[patient].did
+            )
+            issued.append((patient, treatment, credential))
+        say(f"issued {len(issued)} treatment credentials")
+
+        # 4. Submissions: every claim once, some twice, and the hostile ones.
+        claim_ids: dict[str, str] = {}
+        home: dict[str, str] = {}
+        for patient, treatment, credential in issued:
+            home[credential["id"]] = insurer_of[patient, treatment.invoice]
+            claim_ids[credential["id"]] = _submit(
+                consortium, home[credential["id"]], wallets[patient], credential
+            )
+        duplicate_pairs = _submit_duplicates(
+            consortium,
+            issued,
+            home,
+            wallets,
+            insurers,
+            options.duplicates,
+            rng,
+            claim_ids,
         )
-        issued.append((patient, treatment, credential))
-    say(f"issued {len(issued)} treatment credentials")
-
-    # 4. Submissions: every claim once, some twice, and the hostile ones.
-    claim_ids: dict[str, str] = {}
-    home: dict[str, str] = {}
-    for patient, treatment, credential in issued:
-        home[credential["id"]] = insurer_of[patient, treatment.invoice]
-        claim_ids[credential["id"]] = _submit(
-            consortium, home[credential["id"]], wallets[patient], credential
+        hostile = (
+            _submit_hostile(consortium, issued, home, wallets, rng)
+            if options.hostile
+            else {}
         )
-    duplicate_pairs = _submit_duplicates(
-        consortium, issued, home, wallets, insurers, options.duplicates, rng, claim_ids
-    )
-    hostile = (
-        _submit_hostile(consortium, issued, home, wallets, rng)
-        if options.hostile
-        else {}
-    )
-    for hospital_id in sorted(hospitals):
-        publish_status_list(consortium, hospital_id)
-    say(
-        f"submitted {len(claim_ids) + len(duplicate_pairs) + len(hostile)} claims"
-        f" ({len(duplicate_pairs)} duplicates, {len(hostile)} hostile)"
-    )
+        for hospital_id in sorted(hospitals):
+            publish_status_list(consortium, hospital_id)
+        say(
+            f"submitted {len(claim_ids) + len(duplicate_pairs) + len(hostile)} claims"
+            f" ({len(duplicate_pairs)} duplicates, {len(hostile)} hostile)"
+        )
 
-    # 5. The flow.
-    flow_started = time.perf_counter()
-    if options.prefect:
-        from flows.process import process_claims
+        # 5. The flow.
+        flow_started = time.perf_counter()
+        if options.prefect:
+            from flows.process import process_claims
 
-        report = process_claims(str(settings.workspace))
-    else:
-        from flows.process import run_steps
+            report = process_claims(str(settings.workspace))
+        else:
+            from flows.process import run_steps
 
-        report = run_steps(consortium)
-    flow_seconds = time.perf_counter() - flow_started
-    say(f"flow finished in {flow_seconds:.1f}s")
+            report = run_steps(consortium)
+        flow_seconds = time.perf_counter() - flow_started
+        say(f"flow finished in {flow_seconds:.1f}s")
 
-    # 6. Summary and receipts.
-    summary = _summarise(consortium, duplicate_pairs, hostile)
-    summary["bundles_skipped"] = [
-        str(error) for error in intake.errors if error.claim_id is None
-    ]
-    summary["claims_skipped"] = [
-        str(error) for error in intake.errors if error.claim_id is not None
-    ]
-    summary["step_seconds"] = {k: round(v, 4) for k, v in report["timings"].items()}
-    summary["step_work_seconds"] = {k: round(v, 4) for k, v in report["work"].items()}
-    summary["setup_seconds"] = round(flow_started - started, 4)
-    summary["flow_seconds"] = round(flow_seconds, 4)
-    summary["total_seconds"] = round(time.perf_counter() - started, 4)
-    summary["workspace"] = str(settings.workspace)
-    _write_outputs(consortium, options.out, summary, owned)
-    return summary
+        # 6. Summary and receipts.
+        summary = _summarise(consortium, duplicate_pairs, hostile)
+        summary["bundles_skipped"] = [
+            str(error) for error in intake.errors if error.claim_id is None
+        ]
+        summary["claims_skipped"] = [
+            str(error) for error in intake.errors if error.claim_id is not None
+        ]
+        summary["step_seconds"] = {k: round(v, 4) for k, v in report["timings"].items()}
+        summary["step_work_seconds"] = {
+            k: round(v, 4) for k, v in report["work"].items()
+        }
+        summary["setup_seconds"] = round(flow_started - started, 4)
+        summary["flow_seconds"] = round(flow_seconds, 4)
+        summary["total_seconds"] = round(time.perf_counter() - started, 4)
+        summary["workspace"] = str(settings.workspace)
+        _write_outputs(consortium, options.out, summary, owned)
+        return summary
 
 
 def _enrolled_since(first_service: str) -> date:

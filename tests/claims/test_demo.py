@@ -15,7 +15,13 @@ from typer.testing import CliRunner
 
 from claims.cli.main import app
 from claims.consortium import Consortium
-from claims.demo import DemoOptions, _named_insurers, example_bundles, run_demo
+from claims.demo import (
+    DemoOptions,
+    _fresh_workspace,
+    _named_insurers,
+    example_bundles,
+    run_demo,
+)
 from claims.errors import ConfigError, NotFound
 from claims.fhir_intake import read_bundle
 from claims.settings import Settings
@@ -56,6 +62,21 @@ def test_the_demo_can_run_twice_in_its_own_workspace(tmp_path: Path) -> None:
     second = run_demo(options)
     assert first["claims"] == second["claims"]
     assert second["duplicates_caught"] == second["duplicates_injected"] == 5
+
+
+def test_a_second_demo_on_a_workspace_in_use_is_refused_and_touches_nothing(
+    tmp_path: Path,
+) -> None:
+    workspace = tmp_path / "ws"
+    options = DemoOptions(out=tmp_path / "out", workspace=workspace, prefect=False)
+    with _fresh_workspace(options):  # as the first demo holds it while it runs
+        keys = workspace / "keys"
+        keys.mkdir()
+        (keys / "insurer-1.key").write_bytes(b"sealed key of the first demo")
+        with pytest.raises(ConfigError, match="is in use by another `claims demo`"):
+            run_demo(options)
+        assert (keys / "insurer-1.key").read_bytes() == b"sealed key of the first demo"
+    assert run_demo(options)["claims"] > 0  # free again once the first has ended
 
 
 # -- the joint risk score in the shipped demo ------------------------------------
