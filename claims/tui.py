@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
+from rich.text import Text
 from sqlmodel import Session, select
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -216,7 +217,7 @@ class ClaimsTracker(App[None]):
         row = table.cursor_row
         table.clear()
         for view in self.views:
-            table.add_row(
+            cells = (
                 view["id"][:8],
                 view["insurer"],
                 view["state"],
@@ -224,14 +225,14 @@ class ClaimsTracker(App[None]):
                 _money(view, "payable"),
                 "in review" if view["in_review"] else "-",
                 self._receipt(view),
-                key=view["id"],
             )
+            table.add_row(*(Text(cell) for cell in cells), key=view["id"])
         if self.views:
             table.move_cursor(row=min(row, len(self.views) - 1))
         status = f"{len(self.views)} claims"
         if self.error:
             status += f"  |  {self.error}"
-        self.query_one("#status", Static).update(status)
+        self.query_one("#status", Static).update(Text(status))
         self._show_detail()
 
     # -- the highlighted claim -------------------------------------------------
@@ -251,13 +252,13 @@ class ClaimsTracker(App[None]):
         detail = self.query_one("#detail", Static)
         table = self.query_one(DataTable)
         if not self.views or table.cursor_row >= len(self.views):
-            detail.update("No claims yet.")
+            detail.update(Text("No claims yet."))
             return
         summary = self.views[table.cursor_row]
         try:
             view = self.source.claim(summary["id"])
         except ClaimsError as exc:
-            detail.update(f"claim {summary['id']}: {exc}")
+            detail.update(Text(f"claim {summary['id']}: {exc}"))
             return
         lines = [f"claim {view['id']}  ({view['state']})"]
         if view.get("reason"):
@@ -266,7 +267,7 @@ class ClaimsTracker(App[None]):
             lines.append(f"  {entry['at'][:19].replace('T', ' ')}  {entry['state']}")
         if view["state"] == "settled":
             lines.append(f"receipt: {self.receipts.get(view['id'], 'not checked')}")
-        detail.update("\n".join(lines))
+        detail.update(Text("\n".join(lines)))
 
     def action_cursor_down(self) -> None:
         self.query_one(DataTable).action_cursor_down()

@@ -30,8 +30,11 @@ __all__ = [
 ]
 
 # No emoji: Rich would turn the ":key:" of every did:key into a key symbol.
-console = Console(emoji=False)
-errors = Console(stderr=True, emoji=False)
+# No markup either: a table cell or line holding a reviewer's note, a FHIR
+# display or a credential id with "[/]" in it would raise MarkupError. The
+# few lines styled on purpose pass `markup=True` and escape what they quote.
+console = Console(emoji=False, markup=False)
+errors = Console(stderr=True, emoji=False, markup=False)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from claims.cli._common import STATE, console, emit_json
 from claims.errors import ConfigError, NotFound
@@ -80,7 +81,11 @@ def init(
     if as_json:
         emit_json(data)
         return
-    _say(f"hospital [bold]{member.id}[/bold] is {member.did}")
+    console.print(
+        f"hospital [bold]{escape(member.id)}[/bold] is {member.did}",
+        highlight=False,
+        markup=True,
+    )
     _say(f"status list {data['status_list']} published at {path}")
 
 

@@ -187,6 +187,7 @@ def verify(
         errors.print(
             f"[red]ledger NOT verified[/red]: {len(findings)} finding(s)",
             highlight=False,
+            markup=True,
         )
         for finding in findings:
             where = "-" if finding.index is None else str(finding.index)

@@ -109,7 +109,7 @@ def demo(
 
     def say(message: str) -> None:
         if not as_json:
-            console.print(f"[dim]-[/dim] {escape(message)}")
+            console.print(f"[dim]-[/dim] {escape(message)}", markup=True)
 
     options = DemoOptions(
         fhir=fhir,
@@ -166,12 +166,14 @@ def demo(
         " score, reason)",
         highlight=False,
         soft_wrap=True,
+        markup=True,
     )
     console.print(
         f"      [bold]{escape(claims)} ledger verify-receipt {escape(receipt)}"
         f" --keys-file {escape(keys)}[/bold]",
         highlight=False,
         soft_wrap=True,
+        markup=True,
     )
 
 
@@ -229,11 +231,12 @@ def status(
         emit_json(data)
         return
     console.print(
-        f"claim [bold]{data['id']}[/bold] at {data['insurer']}:"
-        f" [bold]{data['state']}[/bold]"
+        f"claim [bold]{escape(data['id'])}[/bold] at {escape(data['insurer'])}:"
+        f" [bold]{escape(data['state'])}[/bold]",
+        markup=True,
     )
     if data["reason"]:
-        console.print(f"reason: {escape(data['reason'])}")
+        console.print(f"reason: {data['reason']}")
     console.print(
         f"billed {data['billed'] or '-'}  payable {data['payable'] or '-'}"
         f"  duplicate elsewhere: {data['duplicate']}"
@@ -347,11 +350,15 @@ def main() -> None:
     except _error_bases() as exc:
         if STATE.debug:
             raise
-        errors.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        errors.print(
+            f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True
+        )
         remedy = getattr(exc, "remedy", None)
         if remedy:
             errors.print(
-                f"[yellow]what to do:[/yellow] {escape(str(remedy))}", highlight=False
+                f"[yellow]what to do:[/yellow] {escape(str(remedy))}",
+                highlight=False,
+                markup=True,
             )
         sys.exit(3 if isinstance(exc, NotFound) else 1)
     except SQLAlchemyError as exc:
@@ -374,8 +381,11 @@ def main() -> None:
         errors.print(
             f"[red]error:[/red] the claims store cannot be used{problem}",
             highlight=False,
+            markup=True,
         )
-        errors.print(f"[yellow]what to do:[/yellow] {remedy}", highlight=False)
+        errors.print(
+            f"[yellow]what to do:[/yellow] {remedy}", highlight=False, markup=True
+        )
         sys.exit(1)
     except OSError as exc:
         # A path the user gave that is a folder, a file where a folder must
@@ -387,6 +397,7 @@ def main() -> None:
         errors.print(
             f"[red]error:[/red] cannot use{escape(where)}: {escape(reason)}",
             highlight=False,
+            markup=True,
         )
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the last line of defence
@@ -396,6 +407,7 @@ def main() -> None:
             f"[red]internal error:[/red] {type(exc).__name__}; run again with --debug"
             " and report it",
             highlight=False,
+            markup=True,
         )
         sys.exit(70)
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from claims.cli._common import console, emit_json, errors, open_consortium
@@ -193,8 +194,9 @@ def review_show(claim_id: ClaimId, as_json: AsJson = False) -> None:
         return
     claim = data["claim"]
     console.print(
-        f"claim [bold]{claim['id']}[/bold] at {claim['insurer']}:"
-        f" [bold]{claim['state']}[/bold]"
+        f"claim [bold]{escape(claim['id'])}[/bold] at {escape(claim['insurer'])}:"
+        f" [bold]{escape(claim['state'])}[/bold]",
+        markup=True,
     )
     if claim["reason"]:
         console.print(f"why: {claim['reason']}", highlight=False)
@@ -256,10 +258,11 @@ def _print_decision(decision: Any, as_json: bool) -> None:
         emit_json(data)
         return
     console.print(
-        f"claim {decision.claim_id}: [bold]{decision.decision}[/bold] by"
-        f" {decision.reviewer} ({decision.reason_code}); ledger entry"
-        f" {decision.ledger_index}",
+        f"claim {escape(decision.claim_id)}: [bold]{escape(decision.decision)}[/bold]"
+        f" by {escape(decision.reviewer)} ({escape(decision.reason_code)}); ledger"
+        f" entry {decision.ledger_index}",
         highlight=False,
+        markup=True,
     )
 
 
@@ -367,7 +370,11 @@ def _print_refusal(exc: Any, as_json: bool) -> None:
             )
         )
         return
-    errors.print(f"[red]refused:[/red] Claim/{exc.claim_id}", highlight=False)
+    errors.print(
+        f"[red]refused:[/red] Claim/{escape(exc.claim_id)}",
+        highlight=False,
+        markup=True,
+    )
     for error in exc.errors:
         errors.print(f"  {error.path}: {error.message}", highlight=False)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from claims.cli._common import STATE, console, emit_json, read_passphrase
 from claims.errors import ConfigError, NotFound
@@ -148,9 +149,9 @@ def submit(
         emit_json(view)
         return
     console.print(
-        f"claim [bold]{view['id']}[/bold] {view['state']} at {view['insurer']};"
-        " follow it with `claims track`",
-        emoji=False,
+        f"claim [bold]{escape(view['id'])}[/bold] {escape(view['state'])} at"
+        f" {escape(view['insurer'])}; follow it with `claims track`",
+        markup=True,
     )
 
 

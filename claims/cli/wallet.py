@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from claims.cli._common import STATE, console, emit_json, read_passphrase
 from claims.errors import NotFound
@@ -52,7 +53,11 @@ def init(name: NameOption = "default", as_json: JsonOption = False) -> None:
     if as_json:
         emit_json({"wallet": name, "did": wallet.did, "folder": str(wallet.folder)})
         return
-    _say(f"wallet [bold]{name}[/bold] holds the key of {wallet.did}")
+    console.print(
+        f"wallet [bold]{escape(name)}[/bold] holds the key of {wallet.did}",
+        highlight=False,
+        markup=True,
+    )
     _say("give this DID to the hospital that issues your credentials")
 
 

@@ -102,3 +102,24 @@ def test_a_flag_given_wrong_or_left_out_is_a_usage_error(
     result = CliRunner().invoke(app, ["-w", str(tmp_path / "ws"), *args])
     assert result.exit_code == 2, result.output
     assert said in flat(result.output)
+
+
+def test_text_that_looks_like_markup_is_printed_as_it_is(
+    consortium: Consortium,
+) -> None:
+    """A reviewer's reason with "[/]" in it used to make `claims status` and
+    `claims review show` fail with Rich's MarkupError (exit 70) for everyone."""
+    with Session(consortium.store.engine) as session:
+        held = session.exec(select(Claim).where(Claim.state == "in_review")).first()
+    assert held is not None
+    reason = "[/] paid twice [bold]before[/bold]"
+    workspace = ["-w", str(consortium.settings.workspace)]
+    runner = CliRunner()
+    denied = runner.invoke(
+        app, [*workspace, "review", "deny", held.id, "--reason", reason]
+    )
+    assert denied.exit_code == 0, denied.output
+    for command in (["status"], ["status", held.id], ["review", "show", held.id]):
+        shown = runner.invoke(app, [*workspace, *command], env={"COLUMNS": "400"})
+        assert shown.exit_code == 0, (command, shown.output, shown.exception)
+        assert reason in shown.output, command

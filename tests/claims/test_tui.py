@@ -126,6 +126,19 @@ async def test_keys_move_the_selection_and_show_its_timeline() -> None:
 
 
 @pytest.mark.anyio
+async def test_text_that_looks_like_markup_is_shown_as_it_is() -> None:
+    """A reason or insurer id with "[/]" in it must not be read as markup."""
+    reason = "[/] refused [bold]twice[/bold]"
+    views = [_view("c1", "rejected", reason=reason, insurer="[b]ins[/b]")]
+    app = ClaimsTracker(FakeSource(views), interval=0)
+    async with app.run_test() as pilot:
+        assert f"reason: {reason}" in str(app.query_one("#detail", Static).render())
+        assert _cells(app, "insurer") == ["[b]ins[/b]"]
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+@pytest.mark.anyio
 async def test_a_source_that_fails_is_shown_not_raised() -> None:
     source = FakeSource(_fixed_claims())
     app = ClaimsTracker(source, interval=0)
