@@ -66,6 +66,10 @@ def example_policy_path(number: int = 1) -> Path:
     return Path(str(resources.files("claims") / "examples" / f"insurer-{number}.toml"))
 
 
+MAX_DAYS = 36_500
+"""The longest waiting period a policy may set: a hundred years."""
+
+
 class PolicyError(ConfigError):
     """Raised when a policy file or mapping is missing a field or holds a bad one.
 
@@ -227,8 +231,14 @@ class _Reader:
 
     def whole(self, name: str, *, default: int) -> int:
         value = self.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self.problem(name, "must be a whole number of days, 0 or more")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 0 <= value <= MAX_DAYS
+        ):
+            # Bounded because adjudication adds it to a date: 10**17 days
+            # overflowed there and failed every claim of the insurer.
+            self.problem(name, f"must be a whole number of days, 0 to {MAX_DAYS}")
             return default
         return value
 

@@ -83,6 +83,11 @@ def test_from_dict_reads_amounts_exactly() -> None:
         ("benefits.covered_claim_types", ["dental"], r"unknown claim type\(s\) dental"),
         ("benefits.annual_deductible", "-5", r"annual_deductible: is negative"),
         ("benefits.annual_limit", "1e300", r"annual_limit: is more than the largest"),
+        (
+            "benefits.waiting_period_days",
+            99999999999999999,
+            r"waiting_period_days: must be a whole number of days, 0 to 36500",
+        ),
         ("benefits.annual_limit", "NaN", r"annual_limit: is not a finite number"),
         ("benefits.annual_deductible", "lots", r"annual_deductible: is not a number"),
         ("benefits.review_threshold", _DELETE, r"review_threshold: missing"),
