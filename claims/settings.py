@@ -12,6 +12,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from claims.errors import ConfigError
+
 __all__ = ["Settings", "quiet_prefect"]
 
 DEFAULT_WORKSPACE = "claims-workspace"
@@ -35,8 +40,20 @@ class Settings:
         folder = Path(
             workspace or os.environ.get("CLAIMS_WORKSPACE") or DEFAULT_WORKSPACE
         ).resolve()
-        url = os.environ.get("CLAIMS_DATABASE_URL") or f"sqlite:///{folder}/claims.db"
+        given = os.environ.get("CLAIMS_DATABASE_URL")
+        url = _supported(given) if given else f"sqlite:///{folder}/claims.db"
         return cls(workspace=folder, database_url=url)
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The store's file when it is SQLite on disk; None otherwise."""
+        url = make_url(self.database_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        name = url.database
+        if name.startswith("file:"):  # a URI filename, `?uri=true`
+            name = name[len("file:") :]
+        return Path(name)
 
     @property
     def keys_dir(self) -> Path:
@@ -45,6 +62,36 @@ class Settings:
     @property
     def status_dir(self) -> Path:
         return self.workspace / "status"
+
+
+def _supported(given: str) -> str:
+    """`CLAIMS_DATABASE_URL` checked: SQLite, or PostgreSQL through psycopg 3.
+
+    `postgresql://` alone means psycopg 3 here (SQLAlchemy would reach for
+    psycopg2, which is not installed). Errors never repeat the URL: it may
+    hold a password.
+    """
+    remedy = "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
+    try:
+        url = make_url(given)
+    except ArgumentError:
+        raise ConfigError(
+            "CLAIMS_DATABASE_URL is not a database URL", remedy=remedy
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "postgresql" and url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    if backend not in ("sqlite", "postgresql") or url.drivername not in (
+        "sqlite",
+        "sqlite+pysqlite",
+        "postgresql+psycopg",
+    ):
+        raise ConfigError(
+            f"CLAIMS_DATABASE_URL names {url.drivername}; the claims store runs on"
+            " SQLite or on PostgreSQL through psycopg",
+            remedy=remedy,
+        )
+    return url.render_as_string(hide_password=False)
 
 
 def quiet_prefect(*, debug: bool = False, home: Path | None = None) -> None:

@@ -22,16 +22,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
@@ -385,6 +388,27 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _readable(url: str) -> str:
+    """`url`, or for a SQLite file on a read-only file system, an immutable open.
+
+    SQLite keeps its write-ahead log beside the file (`-wal`, `-shm`) and
+    must create them even to read; on read-only media (a mounted snapshot, a
+    copy an auditor was handed) it cannot, and every command failed. Nobody
+    can write such a file, so reading it as immutable is safe; a command that
+    writes gets SQLite's "readonly database" error, which the CLI explains.
+    """
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name.startswith("file:"):
+        return url
+    path = Path(name)
+    if name == ":memory:" or not path.exists():
+        return url
+    if not os.statvfs(path).f_flag & os.ST_RDONLY:
+        return url
+    return f"sqlite:///file:{quote(str(path))}?immutable=1&uri=true"
+
+
 def _sqlite_begin(conn: sa.Connection) -> None:
     if _IMMEDIATE.get():
         _IMMEDIATE.set(False)  # one-shot: reads nested inside stay deferred
@@ -416,7 +440,7 @@ class Store:
     def __init__(self, url: str, *, clock: Callable[[], datetime] = utcnow) -> None:
         self.url = url
         self.clock = clock
-        self.engine: Engine = create_engine(url)
+        self.engine: Engine = create_engine(_readable(url))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)

@@ -54,15 +54,18 @@ STATE = Context(workspace=None, debug=False)
 def require_store() -> Settings:
     """The settings of a workspace that has a store; `NotFound` otherwise."""
     settings = STATE.settings()
-    if (
-        settings.database_url.startswith("sqlite")
-        and not (settings.workspace / "claims.db").exists()
-    ):
+    store = settings.sqlite_file
+    if store is None or store.exists():
+        return settings
+    if store == settings.workspace / "claims.db":
         raise NotFound(
             f"no store in {settings.workspace}",
             remedy="run `claims demo` first, or `claims --workspace DIR ...`",
         )
-    return settings
+    raise NotFound(
+        f"no store at {store}, where CLAIMS_DATABASE_URL points",
+        remedy="check CLAIMS_DATABASE_URL",
+    )
 
 
 def open_consortium() -> Consortium:

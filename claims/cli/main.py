@@ -24,7 +24,7 @@ import typer
 from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from claims.cli import hospital, insurer, ledger, payer, people, vc, wallet
 from claims.cli._common import STATE, console, emit_json, errors, require_store
@@ -368,6 +368,15 @@ def main() -> None:
             problem = ": this command writes to it, and it may only be read here"
             remedy = (
                 "make the store writable for this user, or run as one who may write it"
+            )
+        elif isinstance(exc, OperationalError) and STATE.settings().sqlite_file is None:
+            problem = (
+                f" ({type(exc).__name__}): the database server could not be reached"
+                " or refused the connection"
+            )
+            remedy = (
+                "check that the server is running and CLAIMS_DATABASE_URL's host,"
+                " port, user and database; run with --debug for details"
             )
         else:
             problem = (

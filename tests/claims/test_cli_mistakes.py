@@ -10,8 +10,11 @@ exit 1 like a failed check.
 from __future__ import annotations
 
 import os
+import socket
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from typer.testing import CliRunner
 
 from claims.cli.main import app
 from claims.consortium import Consortium
+from claims.errors import NotFound
 from claims.store import Claim
 from tests.claims._text import flat
 
@@ -123,3 +127,64 @@ def test_text_that_looks_like_markup_is_printed_as_it_is(
         shown = runner.invoke(app, [*workspace, *command], env={"COLUMNS": "400"})
         assert shown.exit_code == 0, (command, shown.output, shown.exception)
         assert reason in shown.output, command
+
+
+def test_a_store_on_read_only_media_can_be_read_and_refuses_writes(
+    consortium: Consortium, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite must create claims.db-wal and -shm even to read; on a read-only
+    file system it could not, and `status` or `ledger verify` called the store
+    damaged. Such a file is now opened as immutable."""
+    with Session(consortium.store.engine) as session:
+        held = session.exec(select(Claim).where(Claim.state == "in_review")).first()
+    assert held is not None
+    consortium.store.engine.dispose()
+    workspace = consortium.settings.workspace
+    # As a snapshot would be: the log folded into the file, no -wal or -shm.
+    with closing(sqlite3.connect(workspace / "claims.db")) as connection:
+        connection.execute("PRAGMA journal_mode=DELETE")
+    assert not (workspace / "claims.db-wal").exists()
+    real_statvfs = os.statvfs
+
+    class ReadOnly:
+        def __init__(self, path: str) -> None:
+            self.f_flag = real_statvfs(path).f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr("claims.store.os.statvfs", ReadOnly)
+    runner = CliRunner()
+    for command in (["status"], ["ledger", "verify"], ["review", "list"]):
+        result = runner.invoke(app, ["-w", str(workspace), *command])
+        assert result.exit_code == 0, (command, result.output, result.exception)
+    assert not (workspace / "claims.db-wal").exists()
+    refused = runner.invoke(app, ["-w", str(workspace), "review", "approve", held.id])
+    assert "attempt to write a readonly database" in str(refused.exception)
+
+
+def test_a_sqlite_url_to_a_missing_file_names_that_file(tmp_path: Path) -> None:
+    """It used to say "no store in <workspace>", which the URL had replaced."""
+    missing = tmp_path / "elsewhere" / "store.db"
+    result = CliRunner().invoke(
+        app,
+        ["-w", str(tmp_path / "ws"), "status"],
+        env={"CLAIMS_DATABASE_URL": f"sqlite:///{missing}"},
+    )
+    assert isinstance(result.exception, NotFound)
+    assert str(result.exception) == (
+        f"no store at {missing}, where CLAIMS_DATABASE_URL points"
+    )
+
+
+def test_a_database_server_that_does_not_answer_is_not_called_damaged(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql://claims:secret-pw@127.0.0.1:{port}/claims"
+    done = _claims(
+        "-w", str(tmp_path / "ws"), "status", env={"CLAIMS_DATABASE_URL": url}
+    )
+    assert done.returncode == 1, done.stderr
+    assert "the database server could not be reached" in done.stderr
+    assert "damaged" not in done.stderr
+    assert "secret-pw" not in done.stderr
