@@ -61,7 +61,7 @@ from claims.store import Claim
 from claims.submission import issue_challenge, make_submission, receive
 from claims.treatment import Treatment
 from credentials.errors import MalformedDocument
-from credentials.parse import load_user_json
+from credentials.parse import load_user_json, read_user_file
 
 __all__ = ["OUT_MARKER", "DemoOptions", "example_bundles", "run_demo"]
 
@@ -389,8 +389,10 @@ def _named_insurers(source: Path, insurers: list[str]) -> dict[str, str]:
         by_name.setdefault(str(_shipped_plan(number).get("insurer", "")), insurer)
     found: dict[str, str | None] = {}
     for file in sorted(source.glob("*.json")):
+        if not file.is_file():
+            continue
         try:
-            bundle = load_user_json(file.read_bytes(), what=file.name)
+            bundle = load_user_json(read_user_file(file, what=file.name))
         except (OSError, MalformedDocument):
             continue
         entries = bundle.get("entry") if isinstance(bundle, dict) else None

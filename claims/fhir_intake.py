@@ -87,7 +87,7 @@ from claims.errors import ClaimsError
 from claims.money import MAX_AMOUNT, AmountError, parse_amount
 from claims.treatment import Line, Treatment
 from credentials.errors import MalformedDocument
-from credentials.parse import load_user_json
+from credentials.parse import load_user_json, read_user_file
 
 __all__ = [
     "BundleContents",
@@ -263,10 +263,12 @@ def read_bundle(path: Path) -> BundleContents:
     """
     name = path.name
     try:
-        data = path.read_bytes()
+        data = read_user_file(path, what="the file")
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise BundleUnreadable(f"{name}: cannot be read ({reason})") from exc
+    except MalformedDocument as exc:
+        raise BundleUnreadable(f"{name}: {exc}") from exc
     try:
         raw = load_user_json(data, what="the file", parse_float=Decimal)
     except MalformedDocument as exc:
@@ -320,6 +322,9 @@ def load_directory(path: Path) -> IntakeResult:
     """
     result = IntakeResult()
     for file in sorted(path.glob("*.json")):
+        if not file.is_file():  # a FIFO would never end, a device never stop
+            result.errors.append(BundleError(file.name, "not a regular file"))
+            continue
         try:
             contents = read_bundle(file)
         except IntakeError as exc:

@@ -31,19 +31,46 @@ import math
 import re
 from collections.abc import Callable
 from itertools import accumulate
+from pathlib import Path
 from typing import Any
 
 from credentials.errors import MalformedDocument
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "load_json", "load_user_json"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "load_json",
+    "load_user_json",
+    "read_user_file",
+]
 
 MAX_BYTES = 1 << 20
+MAX_FILE_BYTES = 64 << 20
+"""The most read from a file a user names: 64 MiB, where the largest Synthea
+bundle is under 1 MiB. A file is read only up to its limit, so naming
+/dev/zero or a 10 GB file costs no more memory than this."""
 MAX_DEPTH = 64
 _MAX_SAFE_INTEGER = (1 << 53) - 1
 # A JSON string, written as an unrolled loop so that it runs in linear time.
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(range(256)).translate(None, b"[]{}")
 _STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def read_user_file(path: Path, *, what: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a file a user named, at most `max_bytes` of them.
+
+    Raises `MalformedDocument` when there are more (nothing past the limit is
+    read) and lets `OSError` through for the caller to name. A pipe such as
+    /dev/stdin is read like a file; a folder of inputs should list only
+    regular files (`Path.is_file`), since a FIFO nobody writes to never ends.
+    """
+    with open(path, "rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise MalformedDocument(f"{what} is more than {max_bytes} bytes, the limit")
+    return data
 
 
 def load_json(data: bytes, *, what: str = "the input") -> Any:

@@ -57,8 +57,13 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _read_bytes(path: Path, what: str) -> bytes:
+    from credentials.errors import MalformedDocument
+    from credentials.parse import read_user_file
+
     try:
-        return path.read_bytes()
+        return read_user_file(path, what=f"{what} file {path}")
+    except MalformedDocument as exc:
+        raise _fail(f"error: {exc}") from exc
     except FileNotFoundError as exc:
         typer.echo(f"error: {what} file {path} does not exist", err=True)
         raise typer.Exit(code=3) from exc

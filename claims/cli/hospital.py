@@ -232,12 +232,12 @@ def status_list(
 
 def _credential_id(value: str) -> str:
     """The id of a credential named by id or given as a file."""
-    from credentials.parse import load_json
+    from credentials.parse import MAX_BYTES, load_json, read_user_file
 
     path = Path(value)
     if not path.is_file():
         return value
-    document = load_json(path.read_bytes())
+    document = load_json(read_user_file(path, what=value, max_bytes=MAX_BYTES))
     credential_id = document.get("id") if isinstance(document, dict) else None
     if not isinstance(credential_id, str):
         raise ConfigError(f"{path} is not a credential with an id")

@@ -332,13 +332,18 @@ def adjudicate_command(
     Example: claims adjudicate claim.json --policy plan.toml --json
     """
     from claims.adjudication import dry_run
+    from claims.errors import ConfigError
     from claims.fhir_intake import ClaimRefused
     from claims.policy import Policy, example_policy_path
     from claims.store import utcnow
+    from credentials.errors import MalformedDocument
+    from credentials.parse import read_user_file
 
     plan = Policy.from_toml(policy or example_policy_path(1))
     try:
-        raw = claim_file.read_bytes()
+        raw = read_user_file(claim_file, what=str(claim_file))
+    except MalformedDocument as exc:
+        raise ConfigError(str(exc)) from None
     except OSError as exc:
         raise NotFound(
             f"cannot read {claim_file} ({exc.strerror})",

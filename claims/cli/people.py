@@ -18,7 +18,7 @@ from claims.cli._common import STATE, console, emit_json, read_passphrase
 from claims.errors import ConfigError, NotFound
 from credentials.errors import CredentialError
 from credentials.keys import Ed25519Key
-from credentials.parse import load_json, load_user_json
+from credentials.parse import MAX_BYTES, load_json, load_user_json, read_user_file
 
 __all__ = ["register"]
 
@@ -77,7 +77,7 @@ def _credential(source: str, wallet: str | None) -> dict[str, Any]:
         # The hardened parser: size, depth, duplicate keys, numbers (the same
         # limits as `claims vc validate`).
         try:
-            data = load_json(path.read_bytes())
+            data = load_json(read_user_file(path, what=source, max_bytes=MAX_BYTES))
         except CredentialError as exc:
             raise ConfigError(f"{path} is not a usable credential: {exc}") from None
         if not isinstance(data, dict):
@@ -198,9 +198,8 @@ def track(
     trust: dict[str, Any] | None = None
     if trust_file is not None:
         try:
-            trust = load_user_json(
-                trust_file.read_bytes(), what=f"trust file {trust_file}"
-            )
+            what = f"trust file {trust_file}"
+            trust = load_user_json(read_user_file(trust_file, what=what), what=what)
         except FileNotFoundError:
             raise NotFound(f"no trust file {trust_file}") from None
     source: Any

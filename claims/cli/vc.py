@@ -31,11 +31,11 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _load(file: Path) -> Any:
-    from credentials.parse import load_json
+    from credentials.parse import MAX_BYTES, load_json, read_user_file
 
     if not file.is_file():
         raise NotFound(f"no file {file}")
-    return load_json(file.read_bytes())
+    return load_json(read_user_file(file, what=str(file), max_bytes=MAX_BYTES))
 
 
 @app.command()
@@ -158,6 +158,7 @@ def verify(
 
 def _pinned_contexts(pairs: list[str]) -> Any:
     """`PinnedContexts` of `URL=FILE` pairs, or None when there are none."""
+    from credentials.parse import MAX_BYTES, read_user_file
     from credentials.rdfc import PinnedContexts
 
     if not pairs:
@@ -172,7 +173,7 @@ def _pinned_contexts(pairs: list[str]) -> Any:
         path = Path(name)
         if not path.is_file():
             raise NotFound(f"no context file {path}")
-        documents[url] = path.read_bytes()
+        documents[url] = read_user_file(path, what=str(path), max_bytes=MAX_BYTES)
     return PinnedContexts(documents)
 
 

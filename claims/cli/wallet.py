@@ -101,11 +101,14 @@ def add(
     Example: claims wallet add credential.json --name alice
     """
     from claims.wallet import Wallet
+    from credentials.parse import MAX_BYTES, read_user_file
 
     wallet = Wallet.open(STATE.settings().workspace, name)
     if not file.is_file():
         raise NotFound(f"no file {file}")
-    credential_id = wallet.add(file.read_bytes())
+    credential_id = wallet.add(
+        read_user_file(file, what=str(file), max_bytes=MAX_BYTES)
+    )
     if as_json:
         emit_json({"wallet": name, "added": credential_id})
         return

@@ -188,3 +188,30 @@ def test_a_database_server_that_does_not_answer_is_not_called_damaged(
     assert "the database server could not be reached" in done.stderr
     assert "damaged" not in done.stderr
     assert "secret-pw" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["adjudicate", "/dev/zero"], "error: /dev/zero is more than"),
+        (
+            ["ledger", "verify-receipt", "/dev/zero", "-k", "x"],
+            "error: receipt file /dev/zero is more than",
+        ),
+        (
+            ["ledger", "verify-checkpoint", "{note}", "--keys-file", "/dev/zero"],
+            "error: keys file /dev/zero is more than",
+        ),
+    ],
+)
+def test_an_endless_file_is_read_only_up_to_the_limit(
+    args: list[str], said: str, tmp_path: Path
+) -> None:
+    """/dev/zero used to be read until memory ran out (MemoryError, exit 70)."""
+    note = tmp_path / "note.txt"
+    note.write_text("example.com/log\n1\nAAAA\n\n", encoding="utf-8")
+    args = [arg.replace("{note}", str(note)) for arg in args]
+    done = _claims(*args)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(said)
+    assert "bytes, the limit" in done.stderr

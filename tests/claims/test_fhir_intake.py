@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from claims.fhir_intake import (
     treatment_from_claim,
     validate_claim,
 )
+from credentials.parse import read_user_file
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "claims" / "examples" / "bundles"
 MR_TYPE = {
@@ -327,6 +330,32 @@ class TestBadBundles:
         assert "Bundle.entry[0] Patient.birthDate" in message
         assert "Secretvalue" not in message and "Testperson" not in message
         assert isinstance(caught.value, IntakeError | ClaimsError)
+
+    def test_files_that_never_end_are_skipped_unread(self, tmp_path: Path) -> None:
+        """A FIFO nobody writes to hung the demo; /dev/zero filled the memory."""
+        _write(tmp_path, "a_good.json", _bundle())
+        os.mkfifo(tmp_path / "b_fifo.json")
+        (tmp_path / "c_zero.json").symlink_to("/dev/zero")
+        result = load_directory(tmp_path)
+        assert [b.source for b in result.bundles] == ["a_good.json"]
+        assert [(e.file, e.message) for e in result.errors] == [
+            ("b_fifo.json", "not a regular file"),
+            ("c_zero.json", "not a regular file"),
+        ]
+
+    def test_a_bundle_over_the_limit_is_refused_unread(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        path = _write(tmp_path, "big.json", _bundle())
+        monkeypatch.setattr(
+            "claims.fhir_intake.read_user_file",
+            functools.partial(read_user_file, max_bytes=100),
+        )
+        with pytest.raises(BundleUnreadable) as caught:
+            read_bundle(path)
+        assert str(caught.value) == (
+            "big.json: the file is more than 100 bytes, the limit"
+        )
 
     def test_a_bad_bundle_is_reported_and_skipped(self, tmp_path: Path) -> None:
         _write(tmp_path, "a_good.json", _bundle())
