@@ -289,10 +289,21 @@ def read_bundle(path: Path) -> BundleContents:
     problem = _check_shape(raw, maybe_null=b"null" in data)
     if problem is not None:
         raise BundleInvalid(f"{name}: {problem}")
+    # Claims are left out here: `validate_claim` runs the R4B model on each
+    # apart, so that one bad Claim is refused alone and not its patient's
+    # whole bundle.
+    positions = [
+        i
+        for i, entry in enumerate(raw.get("entry") or ())
+        if not (isinstance(entry, dict) and _is_claim(entry.get("resource")))
+    ]
+    others = {**raw, "entry": [raw["entry"][i] for i in positions]}
+    if "entry" not in raw:
+        others = raw
     try:
-        Bundle.model_validate(raw)
+        Bundle.model_validate(others)
     except pydantic.ValidationError as exc:
-        raise BundleInvalid(f"{name}: {_summarise(exc, raw)}") from exc
+        raise BundleInvalid(f"{name}: {_summarise(exc, raw, positions)}") from exc
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         # NOTE: fhir.resources raises these, not a ValidationError, for some
         # shapes `_check_shape` does not foresee; the file is refused all the same.
@@ -352,14 +363,25 @@ def _with_provider_name(treatment: Treatment, orgs: dict[str, OrgInfo]) -> Treat
     return replace(treatment, provider_name=orgs[treatment.provider].name)
 
 
-def _summarise(exc: pydantic.ValidationError, raw: dict[str, Any]) -> str:
-    """One line naming the first failing field, without the offending value."""
+def _is_claim(resource: Any) -> bool:
+    return isinstance(resource, dict) and resource.get("resourceType") == "Claim"
+
+
+def _summarise(
+    exc: pydantic.ValidationError, raw: dict[str, Any], positions: list[int]
+) -> str:
+    """One line naming the first failing field, without the offending value.
+
+    The model saw the entries at `positions` of `raw`; messages name an
+    entry by its place in `raw`.
+    """
     errors = exc.errors()
     first = errors[0]
     loc = list(first["loc"])
     where = "Bundle"
     if len(loc) >= 3 and loc[0] == "entry" and loc[2] == "resource":
-        index = loc[1]
+        seen = loc[1]
+        index = positions[seen] if isinstance(seen, int) else seen
         entries = raw.get("entry")
         entry = (
             entries[index]
@@ -980,26 +1002,30 @@ def validate_claim(resource: Any) -> list[FieldError]:
     null = _null(resource, "Claim")
     if null is not None:
         return [null]
-    errors: list[FieldError] = []
+    model: list[FieldError] = []
     try:
         Claim.model_validate(resource)
     except pydantic.ValidationError as exc:
-        errors.extend(_model_errors(exc))
+        model.extend(_model_errors(exc))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         # NOTE: as in `read_bundle`, fhir.resources raises these for some shapes.
-        errors.append(
+        model.append(
             FieldError("Claim", f"the R4B model cannot read it ({type(exc).__name__})")
         )
 
     # 2-6. The checks below read elements as R4 types them. Where the model
     # found an element of the wrong type they may trip over it; its errors
-    # then stand for the claim (with what the checks found before).
+    # then stand for the claim (with what the checks found before). Where a
+    # check and the model fault the same field, the check says it better
+    # ("is not a finite number", not the model's regular expression).
+    errors: list[FieldError] = []
     try:
         _payer_checks(resource, errors)
     except (AttributeError, KeyError, TypeError):
-        if not errors:
+        if not model:
             raise
-    return errors
+    checked = {error.path for error in errors}
+    return [error for error in model if error.path not in checked] + errors
 
 
 def _payer_checks(resource: dict[str, Any], errors: list[FieldError]) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Callable
 from itertools import accumulate
@@ -68,9 +69,14 @@ def read_user_file(path: Path, *, what: str, max_bytes: int = MAX_FILE_BYTES) ->
     """
     with open(path, "rb") as handle:
         data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise MalformedDocument(f"{what} is more than {max_bytes} bytes, the limit")
-    return data
+        if len(data) <= max_bytes:
+            return data
+        size = os.fstat(handle.fileno()).st_size
+    if size > max_bytes:  # a regular file knows its size
+        raise MalformedDocument(f"{what} is {size} bytes; the limit is {max_bytes}")
+    raise MalformedDocument(
+        f"{what} goes on past {max_bytes} bytes; the limit is {max_bytes}"
+    )
 
 
 def load_json(data: bytes, *, what: str = "the input") -> Any:

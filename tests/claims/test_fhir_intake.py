@@ -354,7 +354,7 @@ class TestBadBundles:
         with pytest.raises(BundleUnreadable) as caught:
             read_bundle(path)
         assert str(caught.value) == (
-            "big.json: the file is more than 100 bytes, the limit"
+            f"big.json: the file is {path.stat().st_size} bytes; the limit is 100"
         )
 
     def test_a_bad_bundle_is_reported_and_skipped(self, tmp_path: Path) -> None:
@@ -366,16 +366,59 @@ class TestBadBundles:
         _write(
             tmp_path, "d_refused.json", _bundle(total={"value": 1, "currency": "USD"})
         )
+        bad_patient = _bundle()
+        bad_patient["entry"][0]["resource"]["gender"] = 7
+        _write(tmp_path, "e_invalid_patient.json", bad_patient)
         result = load_directory(tmp_path)
-        assert [b.source for b in result.bundles] == ["a_good.json", "d_refused.json"]
+        # A Claim the R4B model refuses is refused alone; any other resource
+        # the model refuses makes the bundle unusable.
+        assert [b.source for b in result.bundles] == [
+            "a_good.json",
+            "c_invalid.json",
+            "d_refused.json",
+        ]
         assert len(result.treatments) == 1
         errors = {e.file: e.message for e in result.errors}
-        assert set(errors) == {"b_broken.json", "c_invalid.json", "d_refused.json"}
-        assert "Claim.status" in errors["c_invalid.json"]
+        assert set(errors) == {
+            "b_broken.json",
+            "c_invalid.json",
+            "d_refused.json",
+            "e_invalid_patient.json",
+        }
+        assert errors["c_invalid.json"].startswith("Claim.status")
         assert errors["d_refused.json"].startswith("Claim.total")
-        (refused,) = [e for e in result.errors if e.claim_id is not None]
-        assert str(refused).startswith("claim Claim/c1 skipped: Claim.total: ")
-        assert str(refused).endswith(" (d_refused.json)")
+        assert "Bundle.entry[0] Patient.gender" in errors["e_invalid_patient.json"]
+        refused = [str(e) for e in result.errors if e.claim_id is not None]
+        assert len(refused) == 2
+        assert refused[0].startswith("claim Claim/c1 skipped: Claim.status")
+        assert refused[1].startswith("claim Claim/c1 skipped: Claim.total: ")
+        assert refused[1].endswith(" (d_refused.json)")
+
+    def test_a_claim_the_model_refuses_is_named_and_its_entry_index_kept(
+        self, tmp_path: Path
+    ) -> None:
+        """Claims are validated apart; the bundle's other entries keep their
+        places in messages."""
+        data = _bundle()
+        data["entry"][3]["resource"]["total"]["value"] = "NaN"
+        data["entry"].append(
+            {
+                "fullUrl": "urn:uuid:x",
+                "resource": {"resourceType": "Patient", "gender": 7},
+            }
+        )
+        _write(tmp_path, "nan.json", data)
+        with pytest.raises(BundleInvalid) as caught:
+            read_bundle(tmp_path / "nan.json")
+        assert f"Bundle.entry[{len(data['entry']) - 1}] Patient.gender" in str(
+            caught.value
+        )
+        del data["entry"][-1]
+        contents = read_bundle(_write(tmp_path, "nan.json", data))
+        assert contents.treatments == []
+        ((refused),) = contents.refused
+        assert refused.claim_id == "c1"
+        assert [e.path for e in refused.errors][0].startswith("Claim.total")
 
 
 def _claim(**changes: Any) -> dict[str, Any]:
