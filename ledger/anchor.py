@@ -137,9 +137,7 @@ class ChainAnchor:
         note = self.log.latest_checkpoint()
         if note is None:
             return None
-        checkpoint = Checkpoint.from_text(
-            verify_note(note, [self.log.signer.verifier()]).text
-        )
+        checkpoint = Checkpoint.from_text(verify_note(note, [self.log.verifier]).text)
         latest = self.latest()
         if latest is not None and checkpoint.size <= latest.size:
             return None

@@ -360,7 +360,7 @@ class _Auditor:
         roots: dict[int, bytes | None],
         log_size: int,
     ) -> None:
-        log_key = self.log.signer.verifier()
+        log_key = self.log.verifier
         good: list[int] = []
         bad: list[tuple[int, bytes, bytes]] = []
         for size, note in checkpoints:

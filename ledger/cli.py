@@ -98,7 +98,7 @@ def _read_json(path: Path, what: str) -> Any:
         raise _fail(f"error: {exc}") from exc
 
 
-def _collect_keys(
+def collect_keys(
     keys: list[str] | None, keys_file: Path | None
 ) -> tuple[list[str], int]:
     """The trusted keys, and the cosignature quorum the keys file asks for.
@@ -152,7 +152,7 @@ def verify_receipt_command(
     Example: claims ledger verify-receipt demo-out/receipts/ID.json
     --keys-file demo-out/ledger-keys.json
     """
-    vkeys, quorum = _collect_keys(key, keys_file)
+    vkeys, quorum = collect_keys(key, keys_file)
     receipt = _read_json(file, "receipt")
     try:
         result = verify_receipt(
@@ -208,7 +208,7 @@ def verify_checkpoint_command(
     The rule `verify-receipt` holds a receipt's checkpoint to. Signature
     lines from keys not given are ignored.
     """
-    vkeys, quorum = _collect_keys(key, keys_file)
+    vkeys, quorum = collect_keys(key, keys_file)
     note = _read_text(file, "checkpoint")
     try:
         verified = verify_checkpoint(

@@ -45,6 +45,7 @@ from ledger._tables import (
 from ledger.errors import (
     EntryNotFound,
     InvalidRecord,
+    LedgerError,
     LedgerTampered,
     NotCheckpointed,
     NoteError,
@@ -56,6 +57,7 @@ from ledger.errors import (
 from ledger.note import (
     Checkpoint,
     NoteSigner,
+    NoteVerifier,
     add_signature_lines,
     sign_note,
     unverified_signers,
@@ -99,11 +101,15 @@ class TransparencyLog:
     origin (C2SP tlog-checkpoint section "Signatures").
     """
 
-    def __init__(self, engine: Engine, origin: str, signer: NoteSigner) -> None:
+    def __init__(
+        self, engine: Engine, origin: str, signer: NoteSigner | NoteVerifier
+    ) -> None:
         Checkpoint(origin, 0, merkle.EMPTY_ROOT)  # validates the origin line
         self.engine = engine
         self.origin = origin
         self.signer = signer
+        self.verifier = signer.verifier() if isinstance(signer, NoteSigner) else signer
+        """The log key's public half: what reading and auditing need."""
         SQLModel.metadata.create_all(engine, tables=ledger_tables())
         self._log_id = self._ensure_log_row()
 
@@ -359,6 +365,11 @@ class TransparencyLog:
                 return latest[1]
             root_hash = self._root(conn, size)
             body = Checkpoint(self.origin, size, root_hash).to_text()
+            if not isinstance(self.signer, NoteSigner):
+                raise LedgerError(
+                    f"log {self.origin} is open for reading only: signing a"
+                    " checkpoint needs the log's private key"
+                )
             note = sign_note(body, [self.signer])
             conn.execute(
                 sa.insert(_checkpoint_t).values(
@@ -418,7 +429,7 @@ class TransparencyLog:
         note = self.latest_checkpoint()
         if note is None:
             note = self.checkpoint()
-        body = Checkpoint.from_text(verify_note(note, [self.signer.verifier()]).text)
+        body = Checkpoint.from_text(verify_note(note, [self.verifier]).text)
         lines: list[str] = []
         refused: list[str] = []
         for witness in witnesses:
@@ -457,7 +468,7 @@ class TransparencyLog:
         note = self.latest_checkpoint()
         if note is None:
             raise NotCheckpointed(f"log {self.origin} has no checkpoint yet")
-        body = Checkpoint.from_text(verify_note(note, [self.signer.verifier()]).text)
+        body = Checkpoint.from_text(verify_note(note, [self.verifier]).text)
         if index >= body.size:
             raise NotCheckpointed(
                 f"entry {index} is not covered by the latest checkpoint of "
@@ -473,7 +484,7 @@ class TransparencyLog:
             "entry": record,
             "inclusion_proof": [_b64(value) for value in proof],
             "checkpoint": note,
-            "signers": _note_signers(note, self.signer),
+            "signers": _note_signers(note, self.verifier),
         }
 
     # -- auditing ----------------------------------------------------------
@@ -577,7 +588,7 @@ class TransparencyLog:
             )
 
     def _verify_checkpoints(self, conn: Connection, size: int) -> None:
-        verifier = self.signer.verifier()
+        verifier = self.verifier
         rows = conn.execute(
             sa.select(
                 _checkpoint_t.c.size, _checkpoint_t.c.root_hash, _checkpoint_t.c.note
@@ -616,9 +627,9 @@ def _check_contiguous(
         )
 
 
-def _note_signers(note: str, signer: NoteSigner) -> list[dict[str, str]]:
+def _note_signers(note: str, log: NoteVerifier) -> list[dict[str, str]]:
     """Names, key IDs and roles of a note's signature lines (not verified)."""
-    log_key = (signer.name, signer.key_id)
+    log_key = (log.name, log.key_id)
     return [
         {
             "name": name,

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from claims.cli._common import console, emit_json, errors, open_consortium
-from claims.errors import NotFound
+from claims.errors import ConfigError, NotFound
 from ledger.cli import verify_checkpoint_command, verify_receipt_command
 
 __all__ = ["app", "register"]
@@ -28,12 +28,53 @@ app = typer.Typer(
 app.command("verify-receipt")(verify_receipt_command)
 app.command("verify-checkpoint")(verify_checkpoint_command)
 
+AuditKeysOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--keys-file",
+        help="Trust these published keys (the demo's ledger-keys.json) instead"
+        " of the workspace's own; no passphrase is needed.",
+    ),
+]
+
 
 def _consortium() -> Any:
     return open_consortium()
 
 
-def _entry_index(consortium: Any, entry_id: str) -> int:
+def _ledger(consortium: Any, keys_file: Path | None) -> tuple[Any, list[str], int]:
+    """The workspace's ledger, the witness keys and the quorum to audit it by.
+
+    Without `keys_file` they come from the workspace's own keys, which opens
+    them with the workspace passphrase. With it, from the published trust
+    file (the demo's ledger-keys.json): an auditor handed the store needs no
+    secret, and trusts keys that did not come with the data being audited.
+    """
+    if keys_file is None:
+        log = consortium.ledger
+        witnesses = [w.vkey for w in consortium.witnesses()]
+        return log, witnesses, consortium.witness_quorum()
+    from claims.consortium import LEDGER_ORIGIN
+    from ledger.cli import collect_keys
+    from ledger.log import TransparencyLog
+    from ledger.note import ED25519_TYPE, NoteVerifier
+
+    vkeys, quorum = collect_keys(None, keys_file)
+    verifiers = [NoteVerifier.from_vkey(vkey) for vkey in vkeys]
+    logs = [
+        v
+        for v in verifiers
+        if v.signature_type == ED25519_TYPE and v.name == LEDGER_ORIGIN
+    ]
+    if not logs:
+        raise ConfigError(
+            f"keys file {keys_file} holds no key of the ledger {LEDGER_ORIGIN}"
+        )
+    log = TransparencyLog(consortium.store.engine, LEDGER_ORIGIN, logs[0])
+    return log, [v.vkey for v in verifiers if v.is_cosigner], quorum
+
+
+def _entry_index(consortium: Any, log: Any, entry_id: str) -> int:
     """The leaf index `entry_id` names (see `prove` for the order of the tries).
 
     Raises `NotFound`; `AmbiguousClaimId` for a claim id prefix that more
@@ -41,7 +82,6 @@ def _entry_index(consortium: Any, entry_id: str) -> int:
     """
     from claims.store import AmbiguousClaimId
 
-    log = consortium.ledger
     shown = (
         entry_id
         if len(entry_id) <= 80
@@ -119,6 +159,7 @@ def prove(
         Path | None,
         typer.Option("--out", "-o", help="Write the receipt here \\[default: stdout]."),
     ] = None,
+    keys_file: AuditKeysOption = None,
 ) -> None:
     """Write a self-contained receipt for one ledger entry.
 
@@ -128,13 +169,13 @@ def prove(
     Example: claims ledger prove 1b4e28ba -o r.json
     """
     consortium = _consortium()
-    index = _entry_index(consortium, entry_id)
-    receipt = consortium.ledger.receipt(index)
+    log, _, _ = _ledger(consortium, keys_file)
+    index = _entry_index(consortium, log, entry_id)
+    receipt = log.receipt(index)
     text = json.dumps(receipt, indent=2)
     if out is None:
         typer.echo(text)
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n", encoding="utf-8")
     errors.print(
         f"wrote the receipt of entry {index} (tree size {receipt['tree_size']})"
@@ -148,6 +189,7 @@ def verify(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the findings as JSON.")
     ] = False,
+    keys_file: AuditKeysOption = None,
 ) -> None:
     """Audit the whole ledger of the workspace; exit 1 listing what is wrong.
 
@@ -159,10 +201,8 @@ def verify(
 
     Example: claims -w demo-ws ledger verify
     """
-    consortium = _consortium()
-    log = consortium.ledger
-    witnesses = [w.vkey for w in consortium.witnesses()]
-    findings = log.audit(witnesses, quorum=consortium.witness_quorum())
+    log, witnesses, quorum = _ledger(_consortium(), keys_file)
+    findings = log.audit(witnesses, quorum=quorum)
     size = log.size()
     if as_json:
         emit_json(

@@ -52,6 +52,13 @@ def test_writing_a_receipt_over_a_folder_says_so(
     done = _claims("-w", workspace, "ledger", "prove", "1", "-o", str(folder))
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == f"error: cannot use {folder}: Is a directory"
+    missing = tmp_path / "no-such-folder" / "r.json"
+    done = _claims("-w", workspace, "ledger", "prove", "1", "-o", str(missing))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        f"error: cannot use {missing}: No such file or directory"
+    )
+    assert not missing.parent.exists()  # as `hospital issue --out`: not made
 
 
 def test_a_store_that_may_only_be_read_is_not_called_damaged(
