@@ -124,8 +124,13 @@ def enrol(
         str, typer.Option("--insurer", help="The insurer the policy is with.")
     ] = "insurer-1",
     since: Annotated[
-        str, typer.Option(help="Policy start date, YYYY-MM-DD.")
-    ] = "2000-01-01",
+        str | None,
+        typer.Option(
+            help="Policy start date, YYYY-MM-DD \\[default: 2000-01-01]. An"
+            " enrolment's start is never changed: claims were judged by it.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Record that a claimant holds a policy with an insurer from a date.
@@ -142,7 +147,7 @@ def enrol(
     from credentials.errors import CredentialError
 
     try:
-        start = date.fromisoformat(since)
+        start = date.fromisoformat(since or "2000-01-01")
     except ValueError:
         raise typer.BadParameter(
             f"{since!r} is not a YYYY-MM-DD date", param_hint="'--since'"
@@ -156,6 +161,12 @@ def enrol(
     consortium = Consortium(STATE.settings())
     if consortium.member(insurer).kind != "insurer":
         raise ConfigError(f"{insurer} is not an insurer")
+    held = consortium.enrollment(insurer, did)
+    if held is not None and since is not None and held.since != start:
+        raise ConfigError(
+            f"{did} already holds a policy with {insurer} since {held.since};"
+            " an enrolment's start is not changed, since claims were judged by it"
+        )
     consortium.enrol(insurer, did, start)
     held = consortium.enrollment(insurer, did)
     data = {"insurer": insurer, "did": did, "since": str(held.since if held else start)}

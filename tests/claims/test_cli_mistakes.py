@@ -9,6 +9,7 @@ exit 1 like a failed check.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sqlite3
@@ -23,8 +24,8 @@ from typer.testing import CliRunner
 
 from claims.cli.main import app
 from claims.consortium import Consortium
-from claims.errors import NotFound
-from claims.store import Claim
+from claims.errors import ConfigError, NotFound
+from claims.store import Claim, Enrollment
 from tests.claims._text import flat
 
 CLAIMS = str(Path(sys.executable).parent / "claims")
@@ -222,3 +223,24 @@ def test_an_endless_file_is_read_only_up_to_the_limit(
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(said)
     assert "; the limit is 67108864" in done.stderr
+
+
+def test_enrolling_again_with_another_start_is_refused_not_ignored(
+    consortium: Consortium,
+) -> None:
+    with Session(consortium.store.engine) as session:
+        held = session.exec(select(Enrollment)).first()
+    assert held is not None
+    workspace = ["-w", str(consortium.settings.workspace)]
+    enrol = [*workspace, "insurer", "enrol", held.claimant_did]
+    enrol += ["--insurer", held.insurer_id]
+    runner = CliRunner()
+    moved = runner.invoke(app, [*enrol, "--since", "2099-01-01"])
+    assert isinstance(moved.exception, ConfigError)
+    assert f"since {held.since}; an enrolment's start is not changed" in str(
+        moved.exception
+    )
+    for again in ([], ["--since", str(held.since)]):
+        result = runner.invoke(app, [*enrol, *again, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["since"] == str(held.since)
