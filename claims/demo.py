@@ -42,7 +42,7 @@ import statistics
 import time
 import tomllib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
@@ -143,17 +143,7 @@ def _fresh_workspace(options: DemoOptions) -> Iterator[Settings]:
             "the demo only resets a SQLite store inside its own workspace",
             remedy="unset CLAIMS_DATABASE_URL to run the demo",
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    handle = os.open(folder, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(
-                f"workspace {folder} is in use by another `claims demo`",
-                remedy="wait for it to end, or choose another folder:"
-                " `claims --workspace DIR demo`",
-            ) from None
+    with _alone(folder, f"workspace {folder}", "`claims --workspace DIR demo`"):
         contents = list(folder.iterdir())
         if contents and not (folder / DEMO_MARKER).exists():
             raise ConfigError(
@@ -167,8 +157,28 @@ def _fresh_workspace(options: DemoOptions) -> Iterator[Settings]:
                 path.unlink()
         (folder / DEMO_MARKER).write_text("made by `claims demo`\n", encoding="utf-8")
         yield settings
+
+
+@contextmanager
+def _alone(folder: Path, what: str, elsewhere: str) -> Iterator[None]:
+    """Hold `folder` (made if missing) against every other `claims demo`.
+
+    An exclusive `flock` on the folder itself, released when the block ends
+    or the process dies; `what` and `elsewhere` word the refusal.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(
+                f"{what} is in use by another `claims demo`",
+                remedy=f"wait for it to end, or choose another folder: {elsewhere}",
+            ) from None
+        yield
     finally:
-        os.close(handle)  # releases the lock
+        os.close(handle)
 
 
 def _owned_outputs(out: Path) -> set[str]:
@@ -235,7 +245,17 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def run_demo(options: DemoOptions) -> dict[str, Any]:
-    """Run the demo; returns the summary that is also written to `OUT/summary.json`."""
+    """Run the demo; returns the summary that is also written to `OUT/summary.json`.
+
+    The workspace and the `--out` folder are held against other demos while it
+    runs (`_alone`): two demos writing one summary and one receipts folder
+    would mix their files, and the second found the first's only at its end.
+    """
+    with ExitStack() as held:
+        return _run(options, held)
+
+
+def _run(options: DemoOptions, held: ExitStack) -> dict[str, Any]:
     say = options.progress
     started = time.perf_counter()
     if options.insurers < 3:
@@ -246,6 +266,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     source = options.fhir or example_bundles()
     if not source.is_dir():
         raise NotFound(f"{source} is not a folder of FHIR bundles")
+    _owned_outputs(options.out)  # refused before anything is made
+    held.enter_context(_alone(options.out, f"--out {options.out}", "--out DIR"))
     owned = _owned_outputs(options.out)
     intake = load_directory(source)
     for error in intake.errors:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from claims.cli.main import app
 from claims.consortium import Consortium
 from claims.demo import (
     DemoOptions,
+    _alone,
     _fresh_workspace,
     _named_insurers,
     example_bundles,
@@ -77,6 +79,20 @@ def test_a_second_demo_on_a_workspace_in_use_is_refused_and_touches_nothing(
             run_demo(options)
         assert (keys / "insurer-1.key").read_bytes() == b"sealed key of the first demo"
     assert run_demo(options)["claims"] > 0  # free again once the first has ended
+
+
+def test_two_demos_with_one_out_folder_are_refused_before_the_work(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    first = DemoOptions(out=out, workspace=tmp_path / "ws1", prefect=False)
+    second = DemoOptions(out=out, workspace=tmp_path / "ws2", prefect=False)
+    with ExitStack() as held:
+        held.enter_context(_alone(out, f"--out {out}", "--out DIR"))  # as `first`
+        with pytest.raises(ConfigError, match=r"--out .* is in use by another"):
+            run_demo(second)
+        assert not (tmp_path / "ws2").exists()  # refused before any work
+    assert run_demo(first)["claims"] > 0
 
 
 # -- the joint risk score in the shipped demo ------------------------------------
