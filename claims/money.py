@@ -1,6 +1,8 @@
 """Amounts of money as every part of the engine accepts them.
 
-An amount is a `Decimal`, finite, 0 or more, and at most `MAX_AMOUNT`. The
+An amount is a `Decimal`, finite, 0 or more, at most `MAX_AMOUNT`, and a
+whole number of cents: the store keeps cents, so 0.001 would be paid as
+0.00 and 129.165 as 129.16 without anyone being told. The
 bound is there because the store keeps amounts as whole cents in a 64-bit
 column and adjudication computes with 28 significant digits: a claim for
 1e20 would overflow the one and a policy limit of 1e300 the other, failing
@@ -19,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 __all__ = ["MAX_AMOUNT", "AmountError", "parse_amount"]
 
 MAX_AMOUNT = Decimal("999999999999.99")
+CENT = Decimal("0.01")
 
 
 class AmountError(ValueError):
@@ -28,11 +31,12 @@ class AmountError(ValueError):
     """
 
 
-def parse_amount(value: object) -> Decimal:
+def parse_amount(value: object, *, cents: bool = True) -> Decimal:
     """The amount a JSON number or numeric string stands for.
 
     A float is read through its shortest text form, so `0.2` is exactly
-    `Decimal("0.2")`. Raises `AmountError` for anything else.
+    `Decimal("0.2")`. Raises `AmountError` for anything else. `cents=False`
+    is for a rate such as a policy's coinsurance (0.125), not money.
     """
     if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
         raise AmountError('is not an amount such as "12.50"')
@@ -46,4 +50,6 @@ def parse_amount(value: object) -> Decimal:
         raise AmountError("is negative")
     if amount > MAX_AMOUNT:
         raise AmountError(f"is more than the largest amount accepted, {MAX_AMOUNT}")
+    if cents and amount != amount.quantize(CENT):
+        raise AmountError("has a fraction of a cent; amounts are kept in cents")
     return amount

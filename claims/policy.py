@@ -139,7 +139,7 @@ class Policy:
                 "benefits.covered_claim_types",
                 f"unknown claim type(s) {', '.join(unknown)}",
             )
-        coinsurance = reader.amount("benefits.coinsurance")
+        coinsurance = reader.amount("benefits.coinsurance", cents=False)
         if coinsurance is not None and not 0 <= coinsurance <= 1:
             reader.problem("benefits.coinsurance", "must be between 0 and 1")
         copay: dict[str, Decimal] = {}
@@ -242,14 +242,16 @@ class _Reader:
             return default
         return value
 
-    def amount(self, name: str, *, required: bool = True) -> Decimal | None:
+    def amount(
+        self, name: str, *, required: bool = True, cents: bool = True
+    ) -> Decimal | None:
         value = self.get(name)
         if value is None:
             if required:
                 self.problem(name, "missing")
             return None
         try:
-            return parse_amount(value)
+            return parse_amount(value, cents=cents)
         except AmountError as problem:
             self.problem(name, str(problem))
             return None

@@ -89,6 +89,11 @@ def test_from_dict_reads_amounts_exactly() -> None:
             r"waiting_period_days: must be a whole number of days, 0 to 36500",
         ),
         ("benefits.annual_limit", "NaN", r"annual_limit: is not a finite number"),
+        (
+            "benefits.annual_deductible",
+            "250.005",
+            r"annual_deductible: has a fraction of a cent",
+        ),
         ("benefits.annual_deductible", "lots", r"annual_deductible: is not a number"),
         ("benefits.review_threshold", _DELETE, r"review_threshold: missing"),
         ("benefits.waiting_period_days", -1, r"waiting_period_days: must be a whole"),
