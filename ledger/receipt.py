@@ -121,11 +121,11 @@ def verify_checkpoint(
 
     # 3.
     verified = VerifiedCheckpoint(checkpoint, opened)
-    if len(verified.cosigners) < min_cosignatures:
+    count = len(verified.cosigners)
+    if count < min_cosignatures:
+        noun = "cosignature" if count == 1 else "cosignatures"
         raise CheckpointError(
-            "cosignatures",
-            f"{len(verified.cosigners)} trusted cosignatures, {min_cosignatures} "
-            "required",
+            "cosignatures", f"{count} trusted {noun}, {min_cosignatures} required"
         )
     return verified
 

@@ -96,9 +96,12 @@ def read_passphrase(what: str, variable: str, *, confirm: bool = False) -> str:
     if value:
         return value
     if not interactive():
+        empty = variable in os.environ
         raise ConfigError(
             f"the {what} needs a passphrase and there is no terminal to ask for it",
-            remedy=f"set {variable}",
+            remedy=f"{variable} is set but empty; set it to the passphrase"
+            if empty
+            else f"set {variable}",
         )
     entered: str = typer.prompt(
         what + " passphrase", hide_input=True, confirmation_prompt=confirm

@@ -319,6 +319,14 @@ def test_without_the_variable_or_a_terminal_the_error_names_the_variable(
     assert isinstance(result.exception, ConfigError)
     assert "no terminal to ask for it" in str(result.exception)
     assert result.exception.remedy == f"set {PASSPHRASE_ENV}"
+    monkeypatch.setenv(PASSPHRASE_ENV, "")
+    result = cli(
+        "wallet", "present", "-n", "alice", "--challenge", "c", "--domain", "d"
+    )
+    assert isinstance(result.exception, ConfigError)
+    assert result.exception.remedy == (
+        f"{PASSPHRASE_ENV} is set but empty; set it to the passphrase"
+    )
 
 
 def test_present_of_a_missing_wallet_is_not_found(cli: Cli) -> None:

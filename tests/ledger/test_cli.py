@@ -55,7 +55,7 @@ def test_verify_receipt_reads_a_keys_file_and_counts_cosigners(
     assert "1 cosignature(s)" in result.output
     result = runner.invoke(app, [*args, "--min-cosignatures", "2"])
     assert result.exit_code == 1
-    assert "1 trusted cosignatures, 2 required" in result.output
+    assert "1 trusted cosignature, 2 required" in result.output
 
 
 def test_verify_receipt_fails_with_the_reason(
@@ -111,7 +111,7 @@ def test_verify_checkpoint_holds_the_rule_a_receipt_is_held_to(
     result = runner.invoke(app, [*args, "--min-cosignatures", "2"])
     assert result.exit_code == 1
     assert result.output == (
-        "checkpoint NOT verified: 1 trusted cosignatures, 2 required\n"
+        "checkpoint NOT verified: 1 trusted cosignature, 2 required\n"
     )
     result = runner.invoke(app, ["verify-checkpoint", str(path), "-k", WITNESS.vkey])
     assert result.exit_code == 1
@@ -130,7 +130,7 @@ def test_a_keys_files_quorum_means_the_same_to_both_commands(
     for command, path in (("verify-checkpoint", note), ("verify-receipt", whole)):
         result = runner.invoke(app, [command, str(path), "--keys-file", str(keys)])
         assert result.exit_code == 1, (command, result.output)
-        assert "1 trusted cosignatures, 2 required" in result.output, command
+        assert "1 trusted cosignature, 2 required" in result.output, command
     trust["min_cosignatures"] = 1
     keys.write_text(json.dumps(trust), encoding="utf-8")
     for command, path in (("verify-checkpoint", note), ("verify-receipt", whole)):

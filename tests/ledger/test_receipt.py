@@ -59,7 +59,7 @@ def test_good_receipt_verifies_and_reports_cosigners(
 def test_quorum_counts_only_trusted_cosigners(
     receipt: dict[str, Any], signer: NoteSigner
 ) -> None:
-    with pytest.raises(ReceiptError, match="1 trusted cosignatures, 2 required"):
+    with pytest.raises(ReceiptError, match="1 trusted cosignature, 2 required"):
         verify_receipt(receipt, [signer.vkey, WITNESSES[0].vkey], min_cosignatures=2)
 
 
