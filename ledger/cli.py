@@ -149,8 +149,7 @@ def verify_receipt_command(
 ) -> None:
     """Verify a settlement receipt offline: checkpoint signature, quorum, inclusion.
 
-    Example: claims ledger verify-receipt demo-out/receipts/ID.json
-    --keys-file demo-out/ledger-keys.json
+    Example: claims ledger verify-receipt r.json --keys-file ledger-keys.json
     """
     vkeys, quorum = collect_keys(key, keys_file)
     receipt = _read_json(file, "receipt")

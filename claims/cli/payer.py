@@ -277,8 +277,7 @@ def review_approve(
 ) -> None:
     """Approve a claim in review: re-price it on today's accumulators and pay it.
 
-    Example: claims review approve 1b4e28ba-2fa1-11d2-883f-0016d3cca427 --note "same
-    treatment, different episode"
+    Example: claims review approve 1b4e28ba --note "a second episode"
     """
     from claims.review import approve
 
@@ -297,8 +296,7 @@ def review_deny(
 ) -> None:
     """Deny a claim in review; the reason is stored with the decision.
 
-    Example: claims review deny 1b4e28ba-2fa1-11d2-883f-0016d3cca427 --reason
-    "already paid by insurer-2"
+    Example: claims review deny 1b4e28ba --reason "paid by insurer-2"
     """
     from claims.review import deny
 
