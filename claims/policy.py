@@ -46,8 +46,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from claims.errors import ConfigError
+from claims.errors import ConfigError, NotFound
 from claims.money import AmountError, parse_amount
+from credentials.errors import MalformedDocument
+from credentials.parse import read_user_file
 
 __all__ = ["CLAIM_TYPES", "Policy", "PolicyError", "example_policy_path"]
 
@@ -111,12 +113,20 @@ class Policy:
     def from_toml(cls, path: Path) -> Policy:
         """Load and check a policy file; raises `PolicyError` naming each field."""
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = read_user_file(path, what=f"policy {path}", max_bytes=1 << 20)
+            data = tomllib.loads(text.decode("utf-8"))
+        except FileNotFoundError:
+            raise NotFound(
+                f"no policy file {path}", remedy="give the path of a TOML policy"
+            ) from None
         except OSError as exc:
-            raise PolicyError(path.name, [f"cannot be read ({exc.strerror})"]) from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise PolicyError(path.name, [f"not valid TOML ({exc})"]) from exc
-        return cls.from_dict(data, source=path.name)
+            reason = exc.strerror or type(exc).__name__
+            raise ConfigError(f"policy {path} cannot be read ({reason})") from exc
+        except MalformedDocument as exc:
+            raise ConfigError(str(exc)) from exc
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise PolicyError(str(path), [f"not valid TOML ({exc})"]) from exc
+        return cls.from_dict(data, source=str(path))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "mapping") -> Policy:

@@ -68,7 +68,8 @@ def _read_bytes(path: Path, what: str) -> bytes:
         typer.echo(f"error: {what} file {path} does not exist", err=True)
         raise typer.Exit(code=3) from exc
     except OSError as exc:
-        raise _fail(f"error: cannot read {what} file {path}: {exc}") from exc
+        reason = exc.strerror or type(exc).__name__
+        raise _fail(f"error: cannot read {what} file {path} ({reason})") from exc
 
 
 def _read_text(path: Path, what: str) -> str:

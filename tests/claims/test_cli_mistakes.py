@@ -244,3 +244,21 @@ def test_enrolling_again_with_another_start_is_refused_not_ignored(
         result = runner.invoke(app, [*enrol, *again, "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["since"] == str(held.since)
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["ledger", "verify-receipt", "{dir}", "-k", "x"], "receipt file {dir} (Is a"),
+        (["adjudicate", "{dir}"], "cannot read {dir} (Is a directory)"),
+        (["adjudicate", "c.json", "--policy", "{dir}/x/p.toml"], "no policy file"),
+    ],
+)
+def test_a_folder_or_a_missing_file_is_named_with_its_whole_path(
+    args: list[str], said: str, tmp_path: Path
+) -> None:
+    args = [arg.replace("{dir}", str(tmp_path)) for arg in args]
+    done = _claims(*args)
+    assert done.returncode in (1, 3), done.stderr
+    assert said.replace("{dir}", str(tmp_path)) in " ".join(done.stderr.split())
+    assert "Errno" not in done.stderr
