@@ -74,7 +74,8 @@ def _supported(given: str) -> str:
     remedy = "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
     try:
         url = make_url(given)
-    except ArgumentError:
+        url.port  # noqa: B018 - read now: a port that is no number raises here
+    except (ArgumentError, ValueError):
         raise ConfigError(
             "CLAIMS_DATABASE_URL is not a database URL", remedy=remedy
         ) from None
@@ -89,6 +90,12 @@ def _supported(given: str) -> str:
         raise ConfigError(
             f"CLAIMS_DATABASE_URL names {url.drivername}; the claims store runs on"
             " SQLite or on PostgreSQL through psycopg",
+            remedy=remedy,
+        )
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise ConfigError(
+            "CLAIMS_DATABASE_URL names an in-memory SQLite database: nothing"
+            " would be kept",
             remedy=remedy,
         )
     return url.render_as_string(hide_password=False)

@@ -96,17 +96,23 @@ def init(
     from claims.demo import example_policy
     from claims.errors import ConfigError, NotFound
 
-    consortium = Consortium(STATE.settings())
-    if policy is None:
-        count = len(consortium.members("insurer"))
-        data = example_policy(count + 1)
-    else:
+    data = None
+    if policy is not None:  # read before the workspace is touched
+        from credentials.errors import MalformedDocument
+        from credentials.parse import read_user_file
+
         try:
-            data = tomllib.loads(policy.read_text(encoding="utf-8"))
+            raw = read_user_file(policy, what=f"policy {policy}", max_bytes=1 << 20)
+            data = tomllib.loads(raw.decode("utf-8"))
         except FileNotFoundError:
             raise NotFound(f"no policy file {policy}") from None
+        except MalformedDocument as exc:
+            raise ConfigError(str(exc)) from None
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{policy} is not a TOML policy: {exc}") from None
+    consortium = Consortium(STATE.settings())
+    if data is None:
+        data = example_policy(len(consortium.members("insurer")) + 1)
     member = consortium.add_insurer(insurer_id, name or insurer_id, data)
     result = {"id": member.id, "did": member.did, "domain": member.domain}
     if as_json:

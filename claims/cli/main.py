@@ -369,7 +369,15 @@ def main() -> None:
             remedy = (
                 "make the store writable for this user, or run as one who may write it"
             )
-        elif isinstance(exc, OperationalError) and STATE.settings().sqlite_file is None:
+        elif "unable to open database file" in str(getattr(exc, "orig", "")):
+            problem = (
+                ": SQLite cannot open its file; the folder it is in may be missing"
+                " or not writable"
+            )
+            remedy = "check the workspace folder, or the path in CLAIMS_DATABASE_URL"
+        elif isinstance(
+            exc, OperationalError
+        ) and not STATE.settings().database_url.startswith("sqlite"):
             problem = (
                 f" ({type(exc).__name__}): the database server could not be reached"
                 " or refused the connection"

@@ -14,6 +14,7 @@ from typing import Any
 import base58
 import httpx
 
+from claims.errors import ConfigError
 from claims.gateway._auth import login_message
 from claims.gateway.errors import GatewayError
 from claims.submission import make_submission
@@ -47,7 +48,13 @@ class GatewayClient:
         timeout: float = 10.0,
     ) -> None:
         self.key = key
-        self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        try:
+            self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        except httpx.InvalidURL:
+            raise ConfigError(
+                "--insurer-url is not a URL",
+                remedy="give one like http://127.0.0.1:8000",
+            ) from None
         self._token: str | None = None
 
     def close(self) -> None:

@@ -210,6 +210,10 @@ def test_a_database_server_that_does_not_answer_is_not_called_damaged(
             ["ledger", "verify-checkpoint", "{note}", "--keys-file", "/dev/zero"],
             "error: keys file /dev/zero goes on past",
         ),
+        (
+            ["-w", "{ws}", "insurer", "init", "i9", "--policy", "/dev/zero"],
+            "error: policy /dev/zero goes on past 1048576 bytes",
+        ),
     ],
 )
 def test_an_endless_file_is_read_only_up_to_the_limit(
@@ -218,11 +222,14 @@ def test_an_endless_file_is_read_only_up_to_the_limit(
     """/dev/zero used to be read until memory ran out (MemoryError, exit 70)."""
     note = tmp_path / "note.txt"
     note.write_text("example.com/log\n1\nAAAA\n\n", encoding="utf-8")
+    workspace = tmp_path / "ws"
     args = [arg.replace("{note}", str(note)) for arg in args]
+    args = [arg.replace("{ws}", str(workspace)) for arg in args]
     done = _claims(*args)
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(said)
-    assert "; the limit is 67108864" in done.stderr
+    assert "; the limit is " in done.stderr
+    assert not workspace.exists()  # refused before anything was made
 
 
 def test_enrolling_again_with_another_start_is_refused_not_ignored(
@@ -262,3 +269,26 @@ def test_a_folder_or_a_missing_file_is_named_with_its_whole_path(
     assert done.returncode in (1, 3), done.stderr
     assert said.replace("{dir}", str(tmp_path)) in " ".join(done.stderr.split())
     assert "Errno" not in done.stderr
+
+
+def test_a_sqlite_file_in_a_missing_folder_is_not_called_damaged(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path}/no-such-folder/claims.db"
+    done = _claims(
+        "-w", str(tmp_path / "ws"), "insurer", "init", "i9",
+        env={"CLAIMS_DATABASE_URL": url},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "SQLite cannot open its file" in " ".join(done.stderr.split())
+    assert "damaged" not in done.stderr
+
+
+def test_a_gateway_url_that_is_no_url_is_said_so(tmp_path: Path) -> None:
+    (tmp_path / "k").write_text("07" * 32, encoding="utf-8")  # a holder's seed
+    done = _claims(
+        "-w", str(tmp_path / "ws"), "track", "--insurer-url", "http://[::1",
+        "--key-file", str(tmp_path / "k"),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("error: --insurer-url is not a URL")
