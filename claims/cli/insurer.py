@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from claims.cli._common import STATE, errors
+from claims.errors import ConfigError
 
 __all__ = ["register"]
 
@@ -47,8 +48,10 @@ def serve(
     from claims.gateway.serve import ServeOptions, serve
 
     consortium = Consortium(STATE.settings())
-    consortium.member(insurer)
+    if consortium.member(insurer).kind != "insurer":
+        raise ConfigError(f"{insurer} is not an insurer")
     consortium.check_keys(insurer)
+    _check_port(host, port)
     errors.print(
         f"gateway of {insurer} on http://{host}:{port}"
         f" (OpenAPI at /docs); flow {'on' if flow else 'off'}; Ctrl-C stops",
@@ -66,6 +69,25 @@ def serve(
             on_failure=_print_failure,
         ),
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse, before anything starts, an address nobody may listen on."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({reason})",
+            remedy="choose another --port or --host, or stop what holds it",
+        ) from None
 
 
 def _print_failure(line: str) -> None:

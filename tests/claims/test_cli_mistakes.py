@@ -292,3 +292,22 @@ def test_a_gateway_url_that_is_no_url_is_said_so(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith("error: --insurer-url is not a URL")
+
+
+def test_serve_on_a_port_in_use_is_refused_before_it_announces_itself(
+    consortium: Consortium,
+) -> None:
+    """It printed its banner, then uvicorn's raw bind error, and exited 3."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _claims(
+            "-w", str(consortium.settings.workspace), "insurer", "serve",
+            "--port", str(port), "--no-flow",
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use)"
+    )
+    assert "gateway of" not in done.stderr
