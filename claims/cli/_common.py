@@ -26,6 +26,7 @@ __all__ = [
     "errors",
     "open_consortium",
     "read_passphrase",
+    "require_file",
     "require_store",
 ]
 
@@ -79,6 +80,15 @@ def open_consortium() -> Consortium:
 def emit_json(data: Any) -> None:
     """Print `data` as JSON on standard output (for `--json`)."""
     console.print_json(json.dumps(data, default=str))
+
+
+def require_file(path: Path, what: str = "file") -> None:
+    """`NotFound` when `path` does not exist; `ConfigError` when it is not a
+    regular file (a folder, a device such as /dev/zero, a FIFO)."""
+    if not path.exists():
+        raise NotFound(f"no {what} {path}")
+    if not path.is_file():
+        raise ConfigError(f"{path} is not a regular file", remedy=f"give a {what}")
 
 
 def interactive() -> bool:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from claims.cli._common import STATE, console, emit_json
+from claims.cli._common import STATE, console, emit_json, require_file
 from claims.errors import ConfigError, NotFound
 
 __all__ = ["register"]
@@ -138,8 +138,7 @@ def issue(
             "name the treatment with exactly one of them",
             param_hint="'--encounter' / '--claim'",
         )
-    if not bundle.is_file():
-        raise NotFound(f"no file {bundle}")
+    require_file(bundle)
     treatment = find_treatment(bundle, encounter=encounter, claim=claim)
 
     # 2. Issue, and publish the list its status entry points at.

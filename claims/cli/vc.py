@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from claims.cli._common import STATE, console, emit_json
+from claims.cli._common import STATE, console, emit_json, require_file
 from claims.errors import NotFound
 
 __all__ = ["register"]
@@ -33,8 +33,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def _load(file: Path) -> Any:
     from credentials.parse import MAX_BYTES, load_json, read_user_file
 
-    if not file.is_file():
-        raise NotFound(f"no file {file}")
+    require_file(file)
     return load_json(read_user_file(file, what=str(file), max_bytes=MAX_BYTES))
 
 
@@ -171,8 +170,7 @@ def _pinned_contexts(pairs: list[str]) -> Any:
                 f"{pair!r} is not URL=FILE", param_hint="'--context'"
             )
         path = Path(name)
-        if not path.is_file():
-            raise NotFound(f"no context file {path}")
+        require_file(path, "context file")
         documents[url] = read_user_file(path, what=str(path), max_bytes=MAX_BYTES)
     return PinnedContexts(documents)
 

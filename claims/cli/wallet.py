@@ -13,8 +13,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from claims.cli._common import STATE, console, emit_json, read_passphrase
-from claims.errors import NotFound
+from claims.cli._common import (
+    STATE,
+    console,
+    emit_json,
+    read_passphrase,
+    require_file,
+)
 
 __all__ = ["register"]
 
@@ -104,8 +109,7 @@ def add(
     from credentials.parse import MAX_BYTES, read_user_file
 
     wallet = Wallet.open(STATE.settings().workspace, name)
-    if not file.is_file():
-        raise NotFound(f"no file {file}")
+    require_file(file)
     credential_id = wallet.add(
         read_user_file(file, what=str(file), max_bytes=MAX_BYTES)
     )

@@ -259,6 +259,8 @@ def test_enrolling_again_with_another_start_is_refused_not_ignored(
         (["ledger", "verify-receipt", "{dir}", "-k", "x"], "receipt file {dir} (Is a"),
         (["adjudicate", "{dir}"], "cannot read {dir} (Is a directory)"),
         (["adjudicate", "c.json", "--policy", "{dir}/x/p.toml"], "no policy file"),
+        (["vc", "verify", "/dev/zero"], "error: /dev/zero is not a regular file"),
+        (["vc", "verify", "{dir}"], "is not a regular file"),
     ],
 )
 def test_a_folder_or_a_missing_file_is_named_with_its_whole_path(
