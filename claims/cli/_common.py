@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATE",
+    "check_member_id",
     "Context",
     "console",
     "emit_json",
@@ -80,6 +82,21 @@ def open_consortium() -> Consortium:
 def emit_json(data: Any) -> None:
     """Print `data` as JSON on standard output (for `--json`)."""
     console.print_json(json.dumps(data, default=str))
+
+
+_MEMBER_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_member_id(value: str) -> str:
+    """A new member's id, which becomes a DNS label of its domain
+    (`ID.hospitals.example`): lower-case letters, digits and inner hyphens,
+    at most 63. Anything else is a usage error."""
+    if not _MEMBER_ID.fullmatch(value):
+        raise typer.BadParameter(
+            f"{value!r} cannot name a member: use lower-case letters, digits and"
+            " hyphens (not first or last), at most 63"
+        )
+    return value
 
 
 def require_file(path: Path, what: str = "file") -> None:

@@ -9,7 +9,13 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from claims.cli._common import STATE, console, emit_json, require_file
+from claims.cli._common import (
+    STATE,
+    check_member_id,
+    console,
+    emit_json,
+    require_file,
+)
 from claims.errors import ConfigError, NotFound
 
 __all__ = ["register"]
@@ -49,7 +55,10 @@ def _hospital(consortium: Any, hospital_id: str) -> Any:
 
 @app.command()
 def init(
-    hospital_id: Annotated[str, typer.Argument(help="The hospital's member id.")],
+    hospital_id: Annotated[
+        str,
+        typer.Argument(help="The hospital's member id.", callback=check_member_id),
+    ],
     name: Annotated[
         str | None, typer.Option(help="Display name \\[default: the id].")
     ] = None,

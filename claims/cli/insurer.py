@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from claims.cli._common import STATE, errors
+from claims.cli._common import STATE, check_member_id, errors
 from claims.errors import ConfigError
 
 __all__ = ["register"]
@@ -97,7 +97,10 @@ def _print_failure(line: str) -> None:
 
 @insurer_app.command("init")
 def init(
-    insurer_id: Annotated[str, typer.Argument(help="The insurer's member id.")],
+    insurer_id: Annotated[
+        str,
+        typer.Argument(help="The insurer's member id.", callback=check_member_id),
+    ],
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     policy: Annotated[
         Path | None,

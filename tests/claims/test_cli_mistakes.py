@@ -103,6 +103,14 @@ def test_a_store_that_may_only_be_read_is_not_called_damaged(
             ["track", "--insurer-url", "http://127.0.0.1:9"],
             "Invalid value for '--wallet' / '--key-file': no holder key given",
         ),
+        (
+            ["hospital", "init", "h[red]1"],
+            "Invalid value for 'hospital_id': 'h[red]1' cannot name a member",
+        ),
+        (
+            ["insurer", "init", "Big_Insurer"],
+            "Invalid value for 'insurer_id': 'Big_Insurer' cannot name a member",
+        ),
     ],
 )
 def test_a_flag_given_wrong_or_left_out_is_a_usage_error(
