@@ -49,6 +49,7 @@ from sqlmodel import Session, select
 from claims.adjudication import Adjudication, adjudicate, to_claim_response
 from claims.consortium import Consortium
 from claims.errors import ClaimsError
+from claims.money import CENT
 from claims.payer_tables import ReviewDecision
 from claims.states import ClaimState
 from claims.store import Accumulator, Claim, cents, from_cents
@@ -248,12 +249,22 @@ def _lines(claim: Claim) -> list[dict[str, Any]]:
             {
                 "sequence": item["itemSequence"],
                 "code": codes.get(item["itemSequence"]),
-                "submitted": amounts.get("submitted"),
-                "benefit": amounts.get("benefit"),
+                "submitted": _response_money(amounts.get("submitted")),
+                "benefit": _response_money(amounts.get("benefit")),
                 "reasons": reasons,
             }
         )
     return lines
+
+
+def _response_money(value: Any) -> str | None:
+    """A ClaimResponse amount (a JSON number) as the other amounts are shown:
+    text with two decimals, `125.00` rather than `125.0`."""
+    if value is None:
+        return None
+    return str(
+        Decimal(repr(value) if isinstance(value, float) else str(value)).quantize(CENT)
+    )
 
 
 def risk_mark(score: float | None, flagged: bool) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,8 @@ class TestList:
         assert data["claim"]["state"] == "in_review"
         assert [e["state"] for e in data["timeline"]][-1] == "in_review"
         assert data["lines"] and all(line["code"] for line in data["lines"])
+        for line in data["lines"]:  # as text with two decimals, like `billed`
+            assert re.fullmatch(r"\d+\.\d\d", line["submitted"]), line
         assert data["decisions"] == []
 
     def test_each_item_carries_its_joint_risk_score(
