@@ -418,6 +418,14 @@ def _member(name: Any) -> str:
     return text if _ELEMENT_NAME.fullmatch(text) else "?"
 
 
+def _claim_id(claim: dict[str, Any]) -> str:
+    """A Claim's id for a message; one past FHIR's 64 characters is cut."""
+    claim_id = str(claim.get("id", "(no id)"))
+    if len(claim_id) <= 64:
+        return claim_id
+    return f"{claim_id[:40]}... ({len(claim_id)} characters)"
+
+
 def _shown(value: Any) -> str:
     """A code from the file, quoted, when it looks like one; else its kind."""
     if isinstance(value, str) and _CODE_TEXT.fullmatch(value):
@@ -600,7 +608,7 @@ def _contents(
         try:
             problems = validate_claim(resource)
             if problems:
-                raise ClaimRefused(str(resource.get("id", "(no id)")), problems)
+                raise ClaimRefused(_claim_id(resource), problems)
             patient_id, treatment = _claim_to_treatment(resource, index)
         except ClaimRefused as exc:
             contents.refused.append(RefusedClaim(exc.claim_id, exc.errors))

@@ -357,6 +357,12 @@ class TestBadBundles:
             f"big.json: the file is {path.stat().st_size} bytes; the limit is 100"
         )
 
+    def test_a_refused_claims_long_id_is_cut_in_messages(self, tmp_path: Path) -> None:
+        data = _bundle(total={"value": 1, "currency": "USD"})  # refused: too low
+        data["entry"][3]["resource"]["id"] = "x" * 100_000
+        ((refused),) = read_bundle(_write(tmp_path, "long.json", data)).refused
+        assert refused.claim_id == "x" * 40 + "... (100000 characters)"
+
     def test_a_bad_bundle_is_reported_and_skipped(self, tmp_path: Path) -> None:
         _write(tmp_path, "a_good.json", _bundle())
         _write(tmp_path, "b_broken.json", "[1, 2")
