@@ -73,6 +73,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -1067,8 +1068,11 @@ def _payer_checks(resource: dict[str, Any], errors: list[FieldError]) -> None:
         if sequence in sequences[:i]:
             errors.append(FieldError(f"Claim.item[{i}].sequence", "repeats"))
 
-    # 4-5. Money and date-times, wherever they are.
+    # 4-5. Money and date-times, wherever they are; a period in order.
     _walk(resource, "Claim", errors)
+    period = resource.get("billablePeriod")
+    if isinstance(period, dict) and _ends_before_start(period):
+        errors.append(FieldError("Claim.billablePeriod.end", "is before its start"))
 
     # 6. Internal references.
     contained = {
@@ -1135,6 +1139,17 @@ def _amount(money: dict[str, Any], path: str, errors: list[FieldError]) -> Decim
     except AmountError as problem:
         errors.append(FieldError(path, str(problem)))
         return Decimal(0)
+
+
+def _ends_before_start(period: dict[str, Any]) -> bool:
+    """Whether a Period's end is before its start; False when either is
+    absent or partial (`2024-03`), or one has a time zone and the other not."""
+    try:
+        start = datetime.fromisoformat(str(period["start"]))
+        end = datetime.fromisoformat(str(period["end"]))
+        return end < start
+    except (KeyError, ValueError, TypeError):
+        return False
 
 
 def _check_money(money: dict[str, Any], path: str, errors: list[FieldError]) -> None:

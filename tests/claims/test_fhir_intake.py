@@ -497,6 +497,16 @@ class TestValidateClaim:
         claim["item"][2]["net"]["value"] = -5
         assert _paths(claim) == ["Claim.item[2].net.value: is negative"]
 
+    def test_a_billable_period_that_ends_before_it_starts(self) -> None:
+        claim = _claim()
+        claim["billablePeriod"] = {
+            "start": "2024-03-01T10:30:00+01:00",
+            "end": "2024-03-01T10:00:00+01:00",
+        }
+        assert _paths(claim) == ["Claim.billablePeriod.end: is before its start"]
+        claim["billablePeriod"] = {"start": "2024-03-01", "end": "2024-03"}
+        assert _paths(claim) == []  # a partial date is not compared
+
     def test_amount_too_large_to_store(self) -> None:
         claim = _claim()
         claim["item"][2]["net"]["value"] = 1e300
