@@ -276,116 +276,110 @@ def _run(options: DemoOptions, held: ExitStack) -> dict[str, Any]:
     if not treatments:
         raise ConfigError(f"no FHIR Claims found in {source}")
     say(f"read {len(intake.bundles)} bundles, {len(treatments)} claims")
-    with _fresh_workspace(options) as settings:
-        consortium = Consortium(settings)
+    settings = held.enter_context(_fresh_workspace(options))
+    consortium = Consortium(settings)
 
-        # 2. The consortium.
-        insurers = [f"insurer-{i}" for i in range(1, options.insurers + 1)]
-        for number, insurer in enumerate(insurers, start=1):
-            consortium.add_insurer(insurer, f"Insurer {number}", example_policy(number))
-        hospitals = {org.id: org.name for org in intake.organizations.values()}
-        for _, treatment in treatments:
-            hospitals.setdefault(treatment.provider, treatment.provider_name)
-        for hospital_id, name in sorted(hospitals.items()):
-            consortium.add_hospital(hospital_id, name or hospital_id)
-        patients = sorted({patient for patient, _ in treatments})
-        wallets = {}
-        first_service: dict[str, str] = {}
-        for patient, treatment in treatments:
-            day = treatment.service_date
-            first_service[patient] = min(first_service.get(patient, day), day)
-        named = _named_insurers(source, insurers)
-        insurer_of: dict[tuple[str, str], str] = {}
-        for patient, treatment in treatments:
-            digest = hashlib.sha256(patient.encode()).digest()
-            fallback = insurers[digest[0] % len(insurers)]
-            insurer_of[patient, treatment.invoice] = named.get(
-                treatment.invoice, fallback
-            )
-        for patient in patients:
-            member, key = consortium.add_member(
-                f"patient-{patient}", "claimant", patient
-            )
-            wallets[patient] = key
-        for (patient, _), insurer in sorted(insurer_of.items()):
-            consortium.enrol(
-                insurer, wallets[patient].did, _enrolled_since(first_service[patient])
-            )
-        say(
-            f"consortium: {len(insurers)} insurers, {len(hospitals)} hospitals,"
-            f" {len(patients)} claimants"
+    # 2. The consortium.
+    insurers = [f"insurer-{i}" for i in range(1, options.insurers + 1)]
+    for number, insurer in enumerate(insurers, start=1):
+        consortium.add_insurer(insurer, f"Insurer {number}", example_policy(number))
+    hospitals = {org.id: org.name for org in intake.organizations.values()}
+    for _, treatment in treatments:
+        hospitals.setdefault(treatment.provider, treatment.provider_name)
+    for hospital_id, name in sorted(hospitals.items()):
+        consortium.add_hospital(hospital_id, name or hospital_id)
+    patients = sorted({patient for patient, _ in treatments})
+    wallets = {}
+    first_service: dict[str, str] = {}
+    for patient, treatment in treatments:
+        day = treatment.service_date
+        first_service[patient] = min(first_service.get(patient, day), day)
+    named = _named_insurers(source, insurers)
+    insurer_of: dict[tuple[str, str], str] = {}
+    for patient, treatment in treatments:
+        digest = hashlib.sha256(patient.encode()).digest()
+        fallback = insurers[digest[0] % len(insurers)]
+        insurer_of[patient, treatment.invoice] = named.get(treatment.invoice, fallback)
+    for patient in patients:
+        member, key = consortium.add_member(f"patient-{patient}", "claimant", patient)
+        wallets[patient] = key
+    for (patient, _), insurer in sorted(insurer_of.items()):
+        consortium.enrol(
+            insurer, wallets[patient].did, _enrolled_since(first_service[patient])
         )
+    say(
+        f"consortium: {len(insurers)} insurers, {len(hospitals)} hospitals,"
+        f" {len(patients)} claimants"
+    )
 
-        # 3. Credentials.
-        issued: list[tuple[str, Treatment, dict[str, Any]]] = []
-        for patient, treatment in treatments:
-            credential = issue_treatment_credential(
-                consortium, treatment.provider, treatment, wallets[patient].did
-            )
-            issued.append((patient, treatment, credential))
-        say(f"issued {len(issued)} treatment credentials")
-
-        # 4. Submissions: every claim once, some twice, and the hostile ones.
-        claim_ids: dict[str, str] = {}
-        home: dict[str, str] = {}
-        for patient, treatment, credential in issued:
-            home[credential["id"]] = insurer_of[patient, treatment.invoice]
-            claim_ids[credential["id"]] = _submit(
-                consortium, home[credential["id"]], wallets[patient], credential
-            )
-        duplicate_pairs = _submit_duplicates(
-            consortium,
-            issued,
-            home,
-            wallets,
-            insurers,
-            options.duplicates,
-            rng,
-            claim_ids,
+    # 3. Credentials.
+    issued: list[tuple[str, Treatment, dict[str, Any]]] = []
+    for patient, treatment in treatments:
+        credential = issue_treatment_credential(
+            consortium, treatment.provider, treatment, wallets[patient].did
         )
-        hostile = (
-            _submit_hostile(consortium, issued, home, wallets, rng)
-            if options.hostile
-            else {}
+        issued.append((patient, treatment, credential))
+    say(f"issued {len(issued)} treatment credentials")
+
+    # 4. Submissions: every claim once, some twice, and the hostile ones.
+    claim_ids: dict[str, str] = {}
+    home: dict[str, str] = {}
+    for patient, treatment, credential in issued:
+        home[credential["id"]] = insurer_of[patient, treatment.invoice]
+        claim_ids[credential["id"]] = _submit(
+            consortium, home[credential["id"]], wallets[patient], credential
         )
-        for hospital_id in sorted(hospitals):
-            publish_status_list(consortium, hospital_id)
-        say(
-            f"submitted {len(claim_ids) + len(duplicate_pairs) + len(hostile)} claims"
-            f" ({len(duplicate_pairs)} duplicates, {len(hostile)} hostile)"
-        )
+    duplicate_pairs = _submit_duplicates(
+        consortium,
+        issued,
+        home,
+        wallets,
+        insurers,
+        options.duplicates,
+        rng,
+        claim_ids,
+    )
+    hostile = (
+        _submit_hostile(consortium, issued, home, wallets, rng)
+        if options.hostile
+        else {}
+    )
+    for hospital_id in sorted(hospitals):
+        publish_status_list(consortium, hospital_id)
+    say(
+        f"submitted {len(claim_ids) + len(duplicate_pairs) + len(hostile)} claims"
+        f" ({len(duplicate_pairs)} duplicates, {len(hostile)} hostile)"
+    )
 
-        # 5. The flow.
-        flow_started = time.perf_counter()
-        if options.prefect:
-            from flows.process import process_claims
+    # 5. The flow.
+    flow_started = time.perf_counter()
+    if options.prefect:
+        from flows.process import process_claims
 
-            report = process_claims(str(settings.workspace))
-        else:
-            from flows.process import run_steps
+        report = process_claims(str(settings.workspace))
+    else:
+        from flows.process import run_steps
 
-            report = run_steps(consortium)
-        flow_seconds = time.perf_counter() - flow_started
-        say(f"flow finished in {flow_seconds:.1f}s")
+        report = run_steps(consortium)
+    flow_seconds = time.perf_counter() - flow_started
+    say(f"flow finished in {flow_seconds:.1f}s")
 
-        # 6. Summary and receipts.
-        summary = _summarise(consortium, duplicate_pairs, hostile)
-        summary["bundles_skipped"] = [
-            str(error) for error in intake.errors if error.claim_id is None
-        ]
-        summary["claims_skipped"] = [
-            str(error) for error in intake.errors if error.claim_id is not None
-        ]
-        summary["step_seconds"] = {k: round(v, 4) for k, v in report["timings"].items()}
-        summary["step_work_seconds"] = {
-            k: round(v, 4) for k, v in report["work"].items()
-        }
-        summary["setup_seconds"] = round(flow_started - started, 4)
-        summary["flow_seconds"] = round(flow_seconds, 4)
-        summary["total_seconds"] = round(time.perf_counter() - started, 4)
-        summary["workspace"] = str(settings.workspace)
-        _write_outputs(consortium, options.out, summary, owned)
-        return summary
+    # 6. Summary and receipts.
+    summary = _summarise(consortium, duplicate_pairs, hostile)
+    summary["bundles_skipped"] = [
+        str(error) for error in intake.errors if error.claim_id is None
+    ]
+    summary["claims_skipped"] = [
+        str(error) for error in intake.errors if error.claim_id is not None
+    ]
+    summary["step_seconds"] = {k: round(v, 4) for k, v in report["timings"].items()}
+    summary["step_work_seconds"] = {k: round(v, 4) for k, v in report["work"].items()}
+    summary["setup_seconds"] = round(flow_started - started, 4)
+    summary["flow_seconds"] = round(flow_seconds, 4)
+    summary["total_seconds"] = round(time.perf_counter() - started, 4)
+    summary["workspace"] = str(settings.workspace)
+    _write_outputs(consortium, options.out, summary, owned)
+    return summary
 
 
 def _enrolled_since(first_service: str) -> date:
