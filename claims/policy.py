@@ -51,7 +51,13 @@ from claims.money import AmountError, parse_amount
 from credentials.errors import MalformedDocument
 from credentials.parse import read_user_file
 
-__all__ = ["CLAIM_TYPES", "Policy", "PolicyError", "example_policy_path"]
+__all__ = [
+    "CLAIM_TYPES",
+    "Policy",
+    "PolicyError",
+    "example_policy_path",
+    "read_policy_file",
+]
 
 CLAIM_TYPES = frozenset({"institutional", "oral", "pharmacy", "professional", "vision"})
 """The HL7 claim-type codes (http://terminology.hl7.org/CodeSystem/claim-type)."""
@@ -70,6 +76,28 @@ def example_policy_path(number: int = 1) -> Path:
 
 MAX_DAYS = 36_500
 """The longest waiting period a policy may set: a hundred years."""
+
+
+def read_policy_file(path: Path) -> dict[str, Any]:
+    """The TOML mapping of a policy file, read up to 1 MiB; not yet checked.
+
+    Raises `NotFound` for a missing file, `PolicyError` for one that is not
+    TOML, and `ConfigError` for one that cannot be read or is too large.
+    """
+    try:
+        text = read_user_file(path, what=f"policy {path}", max_bytes=1 << 20)
+        return tomllib.loads(text.decode("utf-8"))
+    except FileNotFoundError:
+        raise NotFound(
+            f"no policy file {path}", remedy="give the path of a TOML policy"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"policy {path} cannot be read ({reason})") from exc
+    except MalformedDocument as exc:
+        raise ConfigError(str(exc)) from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PolicyError(str(path), [f"not valid TOML ({exc})"]) from exc
 
 
 class PolicyError(ConfigError):
@@ -112,21 +140,7 @@ class Policy:
     @classmethod
     def from_toml(cls, path: Path) -> Policy:
         """Load and check a policy file; raises `PolicyError` naming each field."""
-        try:
-            text = read_user_file(path, what=f"policy {path}", max_bytes=1 << 20)
-            data = tomllib.loads(text.decode("utf-8"))
-        except FileNotFoundError:
-            raise NotFound(
-                f"no policy file {path}", remedy="give the path of a TOML policy"
-            ) from None
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise ConfigError(f"policy {path} cannot be read ({reason})") from exc
-        except MalformedDocument as exc:
-            raise ConfigError(str(exc)) from exc
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise PolicyError(str(path), [f"not valid TOML ({exc})"]) from exc
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_policy_file(path), source=str(path))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "mapping") -> Policy:

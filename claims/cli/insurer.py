@@ -114,27 +114,13 @@ def init(
 
     Example: claims insurer init insurer-1 --name "Insurer 1"
     """
-    import tomllib
-
     from claims.cli._common import console, emit_json
     from claims.consortium import Consortium
     from claims.demo import example_policy
-    from claims.errors import ConfigError, NotFound
+    from claims.policy import read_policy_file
 
-    data = None
-    if policy is not None:  # read before the workspace is touched
-        from credentials.errors import MalformedDocument
-        from credentials.parse import read_user_file
-
-        try:
-            raw = read_user_file(policy, what=f"policy {policy}", max_bytes=1 << 20)
-            data = tomllib.loads(raw.decode("utf-8"))
-        except FileNotFoundError:
-            raise NotFound(f"no policy file {policy}") from None
-        except MalformedDocument as exc:
-            raise ConfigError(str(exc)) from None
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{policy} is not a TOML policy: {exc}") from None
+    # Read before the workspace is touched.
+    data = None if policy is None else read_policy_file(policy)
     consortium = Consortium(STATE.settings())
     if data is None:
         data = example_policy(len(consortium.members("insurer")) + 1)
