@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 from claims.errors import ConfigError
 
-__all__ = ["Settings", "quiet_prefect"]
+__all__ = ["Settings", "quiet_prefect", "sqlite_file"]
 
 DEFAULT_WORKSPACE = "claims-workspace"
 
@@ -47,13 +47,7 @@ class Settings:
     @property
     def sqlite_file(self) -> Path | None:
         """The store's file when it is SQLite on disk; None otherwise."""
-        url = make_url(self.database_url)
-        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-            return None
-        name = url.database
-        if name.startswith("file:"):  # a URI filename, `?uri=true`
-            name = name[len("file:") :]
-        return Path(name)
+        return sqlite_file(self.database_url)
 
     @property
     def keys_dir(self) -> Path:
@@ -62,6 +56,16 @@ class Settings:
     @property
     def status_dir(self) -> Path:
         return self.workspace / "status"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite database URL names (a `file:` URI's too); None for
+    another database or SQLite in memory."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or name in (None, "", ":memory:"):
+        return None
+    return Path(name.removeprefix("file:"))  # `file:` with `?uri=true`
 
 
 def _supported(given: str) -> str:

@@ -28,19 +28,19 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 import ledger.log  # noqa: F401  (puts the ledger tables on SQLModel.metadata)
 from claims.adjudication import Accumulator as YearToDate
 from claims.errors import NotFound
+from claims.settings import sqlite_file
 from claims.states import ClaimState, check_transition
 
 __all__ = [
@@ -397,13 +397,9 @@ def _readable(url: str) -> str:
     can write such a file, so reading it as immutable is safe; a command that
     writes gets SQLite's "readonly database" error, which the CLI explains.
     """
-    parsed = make_url(url)
-    name = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not name or name.startswith("file:"):
-        return url
-    path = Path(name)
-    if name == ":memory:" or not path.exists():
-        return url
+    path = sqlite_file(url)
+    if path is None or url.startswith("sqlite:///file:") or not path.exists():
+        return url  # not a file, already a URI (its own options), or not yet made
     if not os.statvfs(path).f_flag & os.ST_RDONLY:
         return url
     return f"sqlite:///file:{quote(str(path))}?immutable=1&uri=true"
