@@ -179,13 +179,13 @@ def enrol(
     if consortium.member(insurer).kind != "insurer":
         raise ConfigError(f"{insurer} is not an insurer")
     held = consortium.enrollment(insurer, did)
-    if held is not None and since is not None and held.since != start:
+    if held is None:
+        consortium.enrol(insurer, did, start)
+    elif since is not None and held.since != start:
         raise ConfigError(
             f"{did} already holds a policy with {insurer} since {held.since};"
             " an enrolment's start is not changed, since claims were judged by it"
         )
-    consortium.enrol(insurer, did, start)
-    held = consortium.enrollment(insurer, did)
     data = {"insurer": insurer, "did": did, "since": str(held.since if held else start)}
     if as_json:
         emit_json(data)

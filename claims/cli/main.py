@@ -364,12 +364,13 @@ def main() -> None:
     except SQLAlchemyError as exc:
         if STATE.debug:
             raise
-        if "readonly" in str(getattr(exc, "orig", "")):
+        said = str(getattr(exc, "orig", ""))  # the driver's own message
+        if "readonly" in said:
             problem = ": this command writes to it, and it may only be read here"
             remedy = (
                 "make the store writable for this user, or run as one who may write it"
             )
-        elif "unable to open database file" in str(getattr(exc, "orig", "")):
+        elif "unable to open database file" in said:
             problem = (
                 ": SQLite cannot open its file; the folder it is in may be missing"
                 " or not writable"
