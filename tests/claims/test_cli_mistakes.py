@@ -44,6 +44,13 @@ def _claims(
     )
 
 
+def _filled(args: list[str], **paths: Path) -> list[str]:
+    """`args` with each `{name}` replaced by the path given for it."""
+    for name, path in paths.items():
+        args = [arg.replace(f"{{{name}}}", str(path)) for arg in args]
+    return args
+
+
 def test_writing_a_receipt_over_a_folder_says_so(
     consortium: Consortium, tmp_path: Path
 ) -> None:
@@ -118,7 +125,7 @@ def test_a_flag_given_wrong_or_left_out_is_a_usage_error(
 ) -> None:
     empty = tmp_path / "empty.json"
     empty.write_text("{}", encoding="utf-8")
-    args = [arg.replace("{empty}", str(empty)) for arg in args]
+    args = _filled(args, empty=empty)
     result = CliRunner().invoke(app, ["-w", str(tmp_path / "ws"), *args])
     assert result.exit_code == 2, result.output
     assert said in flat(result.output)
@@ -231,8 +238,7 @@ def test_an_endless_file_is_read_only_up_to_the_limit(
     note = tmp_path / "note.txt"
     note.write_text("example.com/log\n1\nAAAA\n\n", encoding="utf-8")
     workspace = tmp_path / "ws"
-    args = [arg.replace("{note}", str(note)) for arg in args]
-    args = [arg.replace("{ws}", str(workspace)) for arg in args]
+    args = _filled(args, note=note, ws=workspace)
     done = _claims(*args)
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(said)
@@ -274,7 +280,7 @@ def test_enrolling_again_with_another_start_is_refused_not_ignored(
 def test_a_folder_or_a_missing_file_is_named_with_its_whole_path(
     args: list[str], said: str, tmp_path: Path
 ) -> None:
-    args = [arg.replace("{dir}", str(tmp_path)) for arg in args]
+    args = _filled(args, dir=tmp_path)
     done = _claims(*args)
     assert done.returncode in (1, 3), done.stderr
     assert said.replace("{dir}", str(tmp_path)) in " ".join(done.stderr.split())
