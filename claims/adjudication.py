@@ -75,6 +75,7 @@ from typing import Any, Protocol
 
 from claims.errors import ClaimsError
 from claims.fhir_intake import treatment_from_claim
+from claims.money import CENT
 from claims.policy import Policy
 from claims.treatment import Treatment
 from credentials.errors import MalformedDocument
@@ -112,7 +113,6 @@ CATEGORY_SYSTEM = "http://example.org/claims-engine/CodeSystem/adjudication-cate
 CLAIM_TYPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/claim-type"
 CLAIM_REF_SYSTEM = "http://example.org/claims-engine/claim-ref"
 """`ClaimResponse.identifier.system` of the insurer's claim reference."""
-CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 
 

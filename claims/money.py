@@ -1,14 +1,13 @@
 """Amounts of money as every part of the engine accepts them.
 
 An amount is a `Decimal`, finite, 0 or more, at most `MAX_AMOUNT`, and a
-whole number of cents: the store keeps cents, so 0.001 would be paid as
-0.00 and 129.165 as 129.16 without anyone being told. The
-bound is there because the store keeps amounts as whole cents in a 64-bit
-column and adjudication computes with 28 significant digits: a claim for
-1e20 would overflow the one and a policy limit of 1e300 the other, failing
-a whole batch of claims instead of refusing one. A trillion less a cent is
-far above any single treatment's bill, even in currencies whose unit is
-worth a fraction of a US cent.
+whole number of cents. The store keeps amounts as whole cents in a 64-bit
+column, so 0.001 would be paid as 0.00 and 129.165 as 129.16 without anyone
+being told, and a claim for 1e20 would overflow the column; adjudication
+computes with 28 significant digits, which a policy limit of 1e300 would
+overflow. Either failed a whole batch of claims instead of refusing one. A
+trillion less a cent is far above any single treatment's bill, even in
+currencies whose unit is worth a fraction of a US cent.
 
 FHIR intake, credentials and policies all parse through `parse_amount`, so
 what one side accepts the other can store and price.
@@ -18,14 +17,15 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-__all__ = ["MAX_AMOUNT", "AmountError", "parse_amount"]
+__all__ = ["CENT", "MAX_AMOUNT", "AmountError", "parse_amount"]
 
 MAX_AMOUNT = Decimal("999999999999.99")
 CENT = Decimal("0.01")
 
 
 class AmountError(ValueError):
-    """An amount that is not a number, not finite, negative or too large.
+    """Raised when a value is no amount: not a number, not finite, negative,
+    too large, or (for money) a fraction of a cent.
 
     The message says which, in words that follow a field's name: "is negative".
     """
